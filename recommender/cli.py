@@ -1,0 +1,69 @@
+"""``pin2vec``: one command, one sub-command per stage.
+
+Each sub-command lives beside the code it drives and exposes ``main(argv) -> int`` with its own
+argparse parser, so ``pin2vec train --help`` and ``python -m recommender.train --help`` agree. This
+module only dispatches, and turns :class:`~recommender.errors.Pin2VecError` into one clear line and
+exit status 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+from recommender.errors import Pin2VecError
+
+# name -> (module with main(argv), one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sessionize": ("pipeline.job", "engagement logs -> SESSIONS dir (Apache Beam)"),
+    "train": ("recommender.train", "SESSIONS dir -> MODEL dir (skip-gram / CBOW, numpy)"),
+    "index": ("recommender.annoy_index", "MODEL dir -> INDEX dir (Annoy + related-item tables)"),
+    "related": ("recommender.lookup", "look up related items in an INDEX dir"),
+    "evaluate": ("recommender.evaluate", "next-item HR/MRR/NDCG vs popular and co-occurrence"),
+    "tune": ("recommender.tune", "search hyperparameters by validation HR@K"),
+    "run": ("recommender.run_all", "sessionize -> train -> index -> evaluate in one go"),
+}
+
+USAGE = "usage: pin2vec {" + ",".join(COMMANDS) + "} [options]   (pin2vec COMMAND --help)"
+
+
+def _help() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [USAGE, "", "Related items from engagement logs (Pin2Vec).", "", "commands:"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "With no options, `pin2vec run` runs every stage on data_samples/ into ./pin2vec-out/."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_help())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from importlib.metadata import version
+
+        print(f"pin2vec {version('pin2vec')}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"{USAGE}\npin2vec: error: unknown command {name!r}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return int(module.main(rest) or 0)
+    except Pin2VecError as e:
+        print(f"pin2vec {name}: error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"pin2vec {name}: error: {e.strerror or e}: {e.filename or ''}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pin2vec {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Read a SESSIONS directory (the pipeline's output) without loading it all into memory.
+
+See ``ARCHITECTURE.md``: ``sessions-*.parquet`` (``session_id``, ``user_id``, ``start``, ``end``,
+``items`` list<string>, ``length``), ``items.parquet`` and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recommender.artifacts import read_manifest
+from recommender.errors import ArtifactError
+
+SESSIONS_KIND = "sessions"
+
+
+def read_sessions_manifest(directory: str | Path) -> dict:
+    """The checked ``manifest.json`` of a SESSIONS directory."""
+    return read_manifest(directory, SESSIONS_KIND)
+
+
+def session_files(directory: str | Path) -> list[Path]:
+    """The ``sessions-*.parquet`` shards of a complete SESSIONS directory, in name order."""
+    read_sessions_manifest(directory)
+    files = sorted(Path(directory).glob("sessions-*.parquet"))
+    if not files:
+        raise ArtifactError(f"{directory} has a manifest but no sessions-*.parquet files")
+    return files
+
+
+def iter_session_batches(
+    directory: str | Path,
+    columns: Sequence[str] = ("items",),
+    batch_size: int = 16_384,
+) -> Iterator[pa.RecordBatch]:
+    """Stream the sessions as record batches of at most ``batch_size`` rows, shard by shard."""
+    for path in session_files(directory):
+        try:
+            pf = pq.ParquetFile(path)
+            yield from pf.iter_batches(batch_size=batch_size, columns=list(columns))
+        except (OSError, pa.ArrowInvalid) as e:
+            raise ArtifactError(f"cannot read {path}: {e}") from None
+
+
+def iter_sessions(directory: str | Path, batch_size: int = 16_384) -> Iterator[list[str]]:
+    """Each session's items as a list of strings (convenient, not fast: for small data and tests)."""
+    for batch in iter_session_batches(directory, ("items",), batch_size):
+        yield from batch.column(0).to_pylist()
+
+
+def read_sessions_table(
+    directory: str | Path, columns: Sequence[str] = ("session_id", "user_id", "start", "items")
+) -> pa.Table:
+    """All sessions as one table (for evaluation-sized data; training streams instead)."""
+    tables = [pq.read_table(path, columns=list(columns)) for path in session_files(directory)]
+    return pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+
+
+def read_item_counts(directory: str | Path) -> pa.Table:
+    """``items.parquet``: ``item_id``, ``engagements``, ``sessions`` after all filters."""
+    read_sessions_manifest(directory)
+    path = Path(directory) / "items.parquet"
+    if not path.is_file():
+        raise ArtifactError(f"{path} is missing")
+    return pq.read_table(path)
