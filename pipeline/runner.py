@@ -1,8 +1,8 @@
 """Pick the Beam runner so that a local run never tries to download anything.
 
-Beam's ``DirectRunner`` first tries the Prism runner, which downloads a binary and prints a traceback
-when it cannot. pin2vec resolves ``DirectRunner`` (and no ``--runner`` at all) to the in-process
-``FnApiRunner`` -- the same engine that honours ``--direct_num_workers`` and
+Beam's ``DirectRunner`` first tries the Prism runner, which downloads a binary and prints a
+traceback when it cannot. pin2vec resolves ``DirectRunner`` (and no ``--runner`` at all)
+to the in-process ``FnApiRunner`` -- the same engine that honours ``--direct_num_workers`` and
 ``--direct_running_mode multi_processing`` -- and passes every other runner name through unchanged,
 so Dataflow/Flink/Spark options work as usual.
 """

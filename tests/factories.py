@@ -1,7 +1,7 @@
 """Build tiny SESSIONS and MODEL directories straight from Python values.
 
-Tests of a stage use these instead of running the stage before it, so each stage is tested against the
-directory contract in ARCHITECTURE.md rather than against another stage's code.
+Tests of a stage use these instead of running the stage before it, so each stage is tested
+against the directory contract in ARCHITECTURE.md rather than against another stage's code.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def write_sessions_dir(
     starts: list[dt.datetime] | None = None,
     shards: int = 1,
 ) -> Path:
-    """A complete SESSIONS dir holding ``sessions`` (one minute apart unless ``starts`` is given)."""
+    """A complete SESSIONS dir of ``sessions`` (one minute apart unless ``starts`` is given)."""
     path = Path(path)
     n = len(sessions)
     users = users or [f"u{i}" for i in range(n)]
@@ -98,7 +98,7 @@ def write_model_dir(
     context_vectors: np.ndarray | None = None,
     counts: list[int] | None = None,
 ) -> Path:
-    """A complete MODEL dir with the given matrices (context vectors default to the input vectors)."""
+    """A complete MODEL dir of the given matrices (context vectors default to the inputs)."""
     path = Path(path)
     vectors = np.asarray(vectors, dtype=np.float32)
     context_vectors = vectors if context_vectors is None else context_vectors
@@ -107,7 +107,9 @@ def write_model_dir(
     save_npy(path / "context_vectors.npy", np.asarray(context_vectors, dtype=np.float32))
     write_parquet(
         path / "items.parquet",
-        pa.table({"item_id": pa.array(item_ids, pa.string()), "count": pa.array(counts, pa.int64())}),
+        pa.table(
+            {"item_id": pa.array(item_ids, pa.string()), "count": pa.array(counts, pa.int64())}
+        ),
     )
     write_json(
         path / "manifest.json",
