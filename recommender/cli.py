@@ -32,7 +32,8 @@ def _help() -> str:
     width = max(map(len, COMMANDS))
     lines = [USAGE, "", "Related items from engagement logs (Pin2Vec).", "", "commands:"]
     lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
-    lines += ["", "With no options, `pin2vec run` runs every stage on data_samples/ into ./pin2vec-out/."]
+    lines += ["", "With no options, `pin2vec run` runs every stage on data_samples/"
+              " into ./pin2vec-out/."]
     return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ def iter_session_batches(
 
 
 def iter_sessions(directory: str | Path, batch_size: int = 16_384) -> Iterator[list[str]]:
-    """Each session's items as a list of strings (convenient, not fast: for small data and tests)."""
+    """Each session's items as a list of strings (convenient, not fast: small data and tests)."""
     for batch in iter_session_batches(directory, ("items",), batch_size):
         yield from batch.column(0).to_pylist()
 
