@@ -9,10 +9,10 @@ so Dataflow/Flink/Spark options work as usual.
 
 from __future__ import annotations
 
-import logging
+from pipeline._beam import beam  # first, so Beam's import-time log noise stays quiet
 
-import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+PipelineOptions = beam.options.pipeline_options.PipelineOptions
+StandardOptions = beam.options.pipeline_options.StandardOptions
 
 _LOCAL = {None, "", "DirectRunner", "directrunner", "direct", "FnApiRunner"}
 
@@ -24,16 +24,9 @@ def is_local(options: PipelineOptions) -> bool:
 
 def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
     """A ``beam.Pipeline`` for ``options``; local runs use the FnApiRunner (no Prism download)."""
-    quiet_beam_logging()
     if is_local(options):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return beam.Pipeline(runner=FnApiRunner(), options=options)
     return beam.Pipeline(options=options)
 
-
-def quiet_beam_logging() -> None:
-    """Keep Beam's INFO chatter out of a user's terminal unless they configured logging."""
-    logger = logging.getLogger("apache_beam")
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)

@@ -1,0 +1,261 @@
+"""Read engagement logs as Arrow record batches, on any Beam filesystem.
+
+The driver expands ``--input`` patterns and checks every file's columns before the pipeline
+starts (:func:`expand_inputs`, :func:`check_columns`), so a typo is one clear error instead of a
+failed job. Inside the pipeline, :class:`ReadEvents` plans splits (Parquet row groups; one split
+per CSV/JSON-lines file, whose line numbers need a single pass), spreads them over workers and
+reads each with ``apache_beam.io.filesystems.FileSystems`` into :class:`RawBatch` es: Arrow tables
+with canonical column names (``user``, ``item``, ``time`` and, when used, ``action`` and
+``session``) plus ``line``, and the records the reader itself had to reject.
+
+``line`` is the 1-based physical line (header included) for CSV/TSV and JSON lines, and the 1-based
+row number for Parquet. Blank lines are skipped and not counted as records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline._beam import CompressionTypes, FileSystems, beam
+from pipeline.options import SessionizeConfig
+from recommender.errors import ConfigError, Pin2VecError
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS = {
+    ".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".tsv": "csv",
+    ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl",
+}
+ROWS_PER_SPLIT = 1_000_000  # Parquet row groups are bundled into splits of about this many rows
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One matched input file and how to read it."""
+
+    index: int  # position in the sorted list of inputs: orders ties and names rejected-*.jsonl
+    path: str
+    format: str  # parquet | csv | jsonl
+    delimiter: str = ","
+
+
+@dataclass(frozen=True)
+class Split:
+    """A unit of reading work: a whole file, or a range of a Parquet file's row groups."""
+
+    file: InputFile
+    row_groups: tuple[int, ...] | None = None
+    first_row: int = 0
+
+
+@dataclass
+class RawBatch:
+    """Records as read: canonical columns + ``line``; ``rejects`` are (line, reason, record)."""
+
+    file_index: int
+    path: str
+    table: pa.Table
+    rejects: list = field(default_factory=list)
+
+
+def column_map(config: SessionizeConfig) -> dict[str, str]:
+    """Canonical column name -> the input's column name, for the columns this run reads."""
+    spec = {"user": config.user_column, "item": config.item_column, "time": config.time_column}
+    if config.actions is not None:
+        spec["action"] = config.action_column
+    if config.session_column:
+        spec["session"] = config.session_column
+    return spec
+
+
+def detect_format(path: str, forced: str = "auto") -> tuple[str, str]:
+    """(format, default delimiter) of ``path`` from its extension (``.gz``/``.bz2`` ignored)."""
+    base = path.lower()
+    for suffix in (".gz", ".bz2"):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+    ext = os.path.splitext(base)[1]
+    delimiter = "\t" if ext == ".tsv" else ","
+    if forced != "auto":
+        return forced, delimiter
+    if ext not in EXTENSIONS:
+        raise ConfigError(
+            f"cannot tell the format of {path} from its extension; "
+            f"pass --input-format parquet|csv|jsonl (known: {', '.join(sorted(EXTENSIONS))})"
+        )
+    return EXTENSIONS[ext], delimiter
+
+
+def expand_inputs(config: SessionizeConfig) -> list[InputFile]:
+    """Match every ``--input`` (file, glob or directory) to files; error on a pattern with none."""
+    paths: list[str] = []
+    for pattern in config.inputs:
+        if "://" not in pattern and os.path.isdir(pattern):
+            pattern = os.path.join(pattern, "*")
+        try:
+            matched = FileSystems.match([pattern])[0].metadata_list
+        except Exception as e:  # Beam raises BeamIOError, IOError or ValueError by filesystem
+            raise ConfigError(f"cannot list input {pattern}: {e}") from None
+        files = sorted(m.path for m in matched if not os.path.basename(m.path).startswith("."))
+        files = [p for p in files if "://" in p or not os.path.isdir(p)]
+        if not files:
+            raise ConfigError(f"input {pattern} matches no files")
+        paths += files
+    unique = sorted(dict.fromkeys(paths))
+    result = []
+    for i, path in enumerate(unique):
+        fmt, delimiter = detect_format(path, config.input_format)
+        result.append(InputFile(i, path, fmt, config.delimiter or delimiter))
+    return result
+
+
+def file_columns(file: InputFile, config: SessionizeConfig) -> list[str] | None:
+    """The column names a file offers (Parquet schema, CSV header or --columns, JSON keys seen).
+
+    None for an empty text file, which has nothing to check (and nothing to read).
+    """
+    if file.format == "csv" and config.columns:
+        if config.no_header:
+            _check_width(file, config.columns)
+        return list(config.columns)
+    try:
+        if file.format == "parquet":
+            with FileSystems.open(file.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                return list(pq.ParquetFile(f).schema_arrow.names)
+        with FileSystems.open(file.path) as f:
+            from pipeline.textio import iter_lines, parse_header
+
+            if file.format == "csv":
+                header = f.readline()
+                return parse_header(header, file.delimiter) if header.strip() else None
+            keys: dict[str, None] = {}
+            for _, line in zip(range(1000), iter_lines(f)):
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict):
+                    keys.update(dict.fromkeys(obj))
+            return list(keys) if keys else None
+    except Pin2VecError:
+        raise
+    except Exception as e:
+        raise ConfigError(f"cannot read {file.path} as {file.format}: {e}") from None
+
+
+def _check_width(file: InputFile, columns) -> None:
+    """Warn when a headerless file's first line does not have as many fields as --columns."""
+    from pipeline.textio import parse_header
+
+    with FileSystems.open(file.path) as f:
+        first = f.readline()
+    fields = len(parse_header(first, file.delimiter)) if first.strip() else len(columns)
+    if fields != len(columns):
+        logger.warning("%s: --columns names %d fields but its first line has %d; rows of another "
+                       "width are rejected (short_row/long_row)", file.path, len(columns), fields)
+
+
+def check_columns(config: SessionizeConfig, files: list[InputFile]) -> None:
+    """Raise ConfigError naming the file, the missing column and the columns that exist."""
+    wanted = column_map(config)
+    for file in files:
+        names = file_columns(file, config)
+        if names is None:
+            continue
+        for canonical, name in wanted.items():
+            if name not in names:
+                flag = {"user": "--user-column", "item": "--item-column", "time": "--time-column",
+                        "action": "--action-column", "session": "--session-column"}[canonical]
+                shown = ", ".join(names) if names else "(none)"
+                where = " in its first 1000 records" if file.format == "jsonl" else ""
+                raise ConfigError(
+                    f"{file.path} has no column {name!r} ({flag}){where}; "
+                    f"its columns are: {shown}"
+                )
+
+
+def plan_splits(file: InputFile, batch_size: int):
+    """Splits of one file: groups of Parquet row groups, or the whole file for text formats."""
+    if file.format != "parquet":
+        yield Split(file)
+        return
+    with FileSystems.open(file.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        meta = pq.ParquetFile(f).metadata
+    group: list[int] = []
+    rows = first = 0
+    for i in range(meta.num_row_groups):
+        group.append(i)
+        rows += meta.row_group(i).num_rows
+        if rows - first >= max(ROWS_PER_SPLIT, batch_size):
+            yield Split(file, tuple(group), first)
+            group, first = [], rows
+    if group or meta.num_row_groups == 0:
+        yield Split(file, tuple(group), first)
+
+
+def read_parquet(split: Split, spec: dict[str, str], batch_size: int):
+    """RawBatches of a Parquet split; ``line`` is the 1-based row number in the file."""
+    sources = list(dict.fromkeys(spec.values()))
+    with FileSystems.open(split.file.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        pf = pq.ParquetFile(f)
+        row = split.first_row
+        if not split.row_groups:
+            return
+        for batch in pf.iter_batches(batch_size, row_groups=list(split.row_groups),
+                                     columns=sources, use_threads=True):
+            n = batch.num_rows
+            columns = {c: batch.column(batch.schema.get_field_index(s)) for c, s in spec.items()}
+            columns["line"] = pa.array(np.arange(row + 1, row + n + 1, dtype=np.int64))
+            row += n
+            yield RawBatch(split.file.index, split.file.path, pa.table(columns))
+
+
+def read_split(split: Split, spec: dict[str, str], config: SessionizeConfig):
+    """RawBatches of any split, by its file's format."""
+    from pipeline import jsonl, textio
+
+    if split.file.format == "parquet":
+        return read_parquet(split, spec, config.batch_size)
+    if split.file.format == "csv":
+        return textio.read_csv(split.file, spec, config)
+    return jsonl.read_jsonl(split.file, spec, config.batch_size)
+
+
+class _ReadSplits(beam.DoFn):
+    def __init__(self, config: SessionizeConfig):
+        self.config = config
+        self.spec = column_map(config)
+
+    def process(self, split: Split):
+        try:
+            yield from read_split(split, self.spec, self.config)
+        except Pin2VecError:
+            raise
+        except (OSError, pa.ArrowException, EOFError) as e:
+            raise Pin2VecError(f"pin2vec: cannot read {split.file.path}: {e}") from e
+
+
+class ReadEvents(beam.PTransform):
+    """``InputFile`` s -> :class:`RawBatch` es (Parquet split by row groups, spread out)."""
+
+    def __init__(self, config: SessionizeConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, files):
+        batch_size = self.config.batch_size
+        from pipeline import coders  # noqa: F401  (registers the RawBatch / Table coders)
+
+        return (
+            files
+            | "PlanSplits" >> beam.FlatMap(plan_splits, batch_size)
+            | "Spread" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadSplits(self.config)).with_output_types(RawBatch)
+        )
