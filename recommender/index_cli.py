@@ -1,0 +1,85 @@
+"""``pin2vec index``: flags -> :class:`~recommender.annoy_index.IndexConfig` -> ``build_index``.
+
+Options this parser does not know are Beam pipeline options (``--runner``,
+``--direct_num_workers``, ``--direct_running_mode``, ...), used when the table is computed by the
+Beam pipeline; anything that is neither is an error, so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from recommender.annoy_index import METRICS, IndexConfig, build_index
+
+log = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pin2vec index",
+        description="MODEL dir -> INDEX dir: Annoy index, related-item tables, measured recall@10.",
+        epilog="Other options (--runner, --direct_num_workers, --direct_running_mode, ...) are "
+        "passed to Beam when the table is computed by the Beam pipeline.",
+    )
+    d = IndexConfig()
+    p.add_argument("--model", required=True, help="MODEL dir (from pin2vec train)")
+    p.add_argument("--output", required=True, help="INDEX dir to write")
+    p.add_argument("--k", type=int, default=d.k, help="related items per item (default 20)")
+    p.add_argument("--trees", type=int, help="Annoy trees (default: by catalogue size)")
+    p.add_argument("--search-k", type=int, help="nodes inspected per query (default: 50*trees)")
+    p.add_argument("--scoring", choices=sorted(METRICS), default=d.scoring,
+                   help="similar: cosine of input vectors; complementary: input x context (dot)")
+    beam = p.add_mutually_exclusive_group()
+    beam.add_argument("--beam", dest="use_beam", action="store_true", default=None,
+                      help="compute the table with the Beam pipeline")
+    beam.add_argument("--no-beam", dest="use_beam", action="store_false",
+                      help="compute the table in-process")
+    p.add_argument("--beam-threshold", type=int, default=d.beam_threshold,
+                   help="use Beam above this many items (default %(default)s)")
+    p.add_argument("--recall-sample", type=int, default=d.recall_sample,
+                   help="items used to measure recall@10 against exact search (0 skips)")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=argparse.SUPPRESS)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--n-jobs", type=int, default=d.n_jobs, help="cores to use (-1 = all)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing INDEX dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _check_beam_args(parser: argparse.ArgumentParser, beam_args: list[str]) -> None:
+    """Reject unknown options that are not Beam's either (a typo must not pass silently)."""
+    if not beam_args:
+        return
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    known = PipelineOptions([]).get_all_options()
+    for arg in beam_args:
+        name = arg[2:].split("=", 1)[0].replace("-", "_") if arg.startswith("--") else None
+        if name is not None and name not in known:
+            parser.error(f"unrecognized argument {arg} (neither a pin2vec index nor a Beam option)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pin2vec index``; unknown options are Beam pipeline options."""
+    parser = _parser()
+    args, beam_args = parser.parse_known_args(argv)
+    _check_beam_args(parser, beam_args)
+    if beam_args and args.use_beam is False:
+        log.warning("ignoring Beam options %s: --no-beam computes the table in-process", beam_args)
+    config = IndexConfig(
+        k=args.k, trees=args.trees, search_k=args.search_k, scoring=args.scoring,
+        beam_threshold=args.beam_threshold, use_beam=args.use_beam,
+        recall_sample=args.recall_sample, seed=args.seed, n_jobs=args.n_jobs,
+        batch_size=args.batch_size, progress=not args.quiet,
+    )
+    m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite)
+    recall_text = "n/a" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"
+    print(
+        f"index: {m['counts']['items']} items, K={m['k']}, scoring={m['scoring']} ({m['metric']}), "
+        f"trees={m['trees']}, search_k={m['search_k']}, table by {m['table_engine']}\n"
+        f"recall@{m['recall_depth']} vs exact on {m['recall_sample']} items: {recall_text}\n"
+        f"build {m['build_seconds']:.1f}s, table {m['table_seconds']:.1f}s, "
+        f"recall check {m['recall_seconds']:.1f}s -> {args.output}"
+    )
+    return 0

@@ -1,0 +1,123 @@
+"""``pin2vec related``: print the related items of some items (or of one session) from an INDEX dir.
+
+With ``--catalog PATH`` (CSV or Parquet with ``item_id``, ``title`` and optionally ``category``)
+titles and categories are printed beside the ids, so a person can judge whether they make sense.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from recommender.errors import ArtifactError, ConfigError
+from recommender.lookup import RelatedItems
+
+
+def read_catalog(path: str | Path) -> dict[str, tuple[str, str | None]]:
+    """``item_id -> (title, category or None)`` from a CSV/TSV or Parquet catalogue."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pq.read_table(path)
+        else:
+            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+            table = pacsv.read_csv(
+                path,
+                parse_options=pacsv.ParseOptions(delimiter=delimiter),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={"item_id": pa.string(), "title": pa.string(),
+                                  "category": pa.string()}
+                ),
+            )
+    except (OSError, pa.ArrowException) as e:
+        raise ArtifactError(f"cannot read catalogue {path}: {e}") from None
+    missing = {"item_id", "title"} - set(table.column_names)
+    if missing:
+        raise ArtifactError(
+            f"catalogue {path} lacks column(s) {sorted(missing)}; it needs item_id,title[,category]"
+        )
+    ids = [str(x) for x in table.column("item_id").to_pylist()]
+    titles = table.column("title").to_pylist()
+    has_category = "category" in table.column_names
+    cats = table.column("category").to_pylist() if has_category else [None] * len(ids)
+    return {i: (t, c) for i, t, c in zip(ids, titles, cats)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pin2vec related", description="Related items from an INDEX dir (pin2vec index)."
+    )
+    p.add_argument("--index", required=True, help="INDEX dir")
+    p.add_argument("items", nargs="+", metavar="ITEM", help="item id(s) to look up")
+    p.add_argument("--k", type=int, help="related items per item (default: 10, or K if smaller)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--catalog", help="CSV/Parquet with item_id,title[,category] to print titles")
+    p.add_argument("--session", action="store_true",
+                   help="treat the ITEMs as one session (oldest first) and query through Annoy")
+    return p
+
+
+def _describe(catalog, item_id) -> dict:
+    title, category = catalog.get(item_id, (None, None))
+    return {"title": title, "category": category} if catalog else {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Look up the related items of each ITEM; unknown items are an error naming them."""
+    args = _parser().parse_args(argv)
+    related = RelatedItems.load(args.index)
+    catalog = read_catalog(args.catalog) if args.catalog else {}
+    if args.k is None:
+        args.k = min(10, related.k)
+    if args.k < 1 or (args.k > related.k and not args.session):
+        raise ConfigError(
+            f"--k must be between 1 and {related.k} (the K this index was built with); "
+            f"rebuild with `pin2vec index --k {args.k}` for more"
+        )
+    unknown = [i for i in args.items if i not in related]
+    if unknown and not (args.session and len(unknown) < len(args.items)):
+        raise ArtifactError(
+            f"item(s) not in the index ({len(related):,} items): {', '.join(map(repr, unknown))}; "
+            f"ids look like {related.item_ids[0]!r}"
+        )
+    if args.session:
+        queries = [(" > ".join(args.items), related.related_to_session(args.items, args.k))]
+    else:
+        queries = list(zip(args.items, related.related_many(args.items, args.k)))
+    if args.json:
+        out = {
+            "index": str(args.index),
+            "scoring": related.scoring,
+            "k": args.k,
+            "results": [
+                {
+                    "item_id": q,
+                    **_describe(catalog, q),
+                    "related": [
+                        {"item_id": r, "score": round(s, 6), **_describe(catalog, r)}
+                        for r, s in rows
+                    ],
+                }
+                for q, rows in queries
+            ],
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    label = "cosine" if related.scoring == "similar" else "dot"
+    for q, rows in queries:
+        print(f"{q}{_label(catalog, q)}")
+        for rank, (r, s) in enumerate(rows, 1):
+            print(f"  {rank:>3}. {r}  {label}={s:.4f}{_label(catalog, r)}")
+    return 0
+
+
+def _label(catalog, item_id) -> str:
+    if not catalog or item_id not in catalog:
+        return ""
+    title, category = catalog[item_id]
+    return f"  {title}" + (f" [{category}]" if category else "")
