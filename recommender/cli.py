@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 
 from recommender.errors import Pin2VecError
@@ -51,7 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"{USAGE}\npin2vec: error: unknown command {name!r}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Progress bars and each command's summary are the normal output; PIN2VEC_LOG=INFO adds logs.
+    level = os.environ.get("PIN2VEC_LOG", "WARNING").upper()
+    logging.basicConfig(level=getattr(logging, level, logging.WARNING),
+                        format="%(levelname)s %(name)s: %(message)s")
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)

@@ -110,13 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     label = "cosine" if related.scoring == "similar" else "dot"
     for q, rows in queries:
-        print(f"{q}{_label(catalog, q)}")
+        print(f"{q}{label(catalog, q)}")
         for rank, (r, s) in enumerate(rows, 1):
-            print(f"  {rank:>3}. {r}  {label}={s:.4f}{_label(catalog, r)}")
+            print(f"  {rank:>3}. {r}  {label}={s:.4f}{label(catalog, r)}")
     return 0
 
 
-def _label(catalog, item_id) -> str:
+def label(catalog, item_id) -> str:
     if not catalog or item_id not in catalog:
         return ""
     title, category = catalog[item_id]
