@@ -24,7 +24,8 @@ from recommender.errors import ArtifactError
 MANIFEST = "manifest.json"
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -45,17 +46,17 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
         with open(tmp, "wb") as f:
             np.save(f, np.ascontiguousarray(array), allow_pickle=False)
 
-    _atomic(Path(path), write)
+    atomic_write(Path(path), write)
 
 
 def write_parquet(path: str | Path, table: pa.Table) -> None:
     """Write a pyarrow table to ``path`` as Parquet atomically."""
-    _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
+    atomic_write(Path(path), lambda tmp: pq.write_table(table, tmp))
 
 
 def write_text(path: str | Path, text: str) -> None:
     """Write UTF-8 text to ``path`` atomically."""
-    _atomic(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_json(path: str | Path, obj: Any) -> None:

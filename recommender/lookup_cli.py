@@ -108,15 +108,16 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(json.dumps(out, indent=2))
         return 0
-    label = "cosine" if related.scoring == "similar" else "dot"
+    measure = "cosine" if related.scoring == "similar" else "dot"
     for q, rows in queries:
         print(f"{q}{label(catalog, q)}")
         for rank, (r, s) in enumerate(rows, 1):
-            print(f"  {rank:>3}. {r}  {label}={s:.4f}{label(catalog, r)}")
+            print(f"  {rank:>3}. {r}  {measure}={s:.4f}{label(catalog, r)}")
     return 0
 
 
 def label(catalog, item_id) -> str:
+    """``"  title [category]"`` for display beside an id, or ``""`` when the catalogue lacks it."""
     if not catalog or item_id not in catalog:
         return ""
     title, category = catalog[item_id]

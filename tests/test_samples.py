@@ -37,7 +37,9 @@ def _data_files(root: Path) -> dict[str, Path]:
     return {
         p.relative_to(root).as_posix(): p
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.suffix not in (".py", ".pyc") and p.name != "README.md"
+        # train_config.json is written by `pin2vec tune`, not by the generator
+        if p.is_file() and p.suffix not in (".py", ".pyc")
+        and p.name not in ("README.md", "train_config.json")
     }
 
 

@@ -1,0 +1,276 @@
+"""pin2vec's numpy trainer against gensim's Word2Vec on one synthetic corpus, side by side.
+
+Corpus: sessions of items with Zipf popularity and planted topics (each session mostly stays inside
+one topic, ``--noise`` of its items are drawn from the whole catalogue); the last 10% of sessions
+are held out. Both trainers get identical settings (skip-gram, workers, dim, window, negative,
+sample, epochs, alpha) and the same list of sessions; each run is its own subprocess so peak RSS is
+clean, runs alternate between the two trainers, and the table shows medians.
+
+- words/s: raw corpus tokens x epochs / wall seconds of the whole training call, vocabulary scan
+  included (``Word2Vec(sentences, ...)`` and ``train(sessions, config)``); same definition for both.
+- peak RSS: ``ru_maxrss`` of the run's process (corpus in memory as Python lists included).
+- purity@10: share of the 10 nearest neighbours (cosine) in the query item's topic, for 2,000
+  random items seen at least 10 times.
+- HR@10: on held-out sessions, how often the next item is among the 10 nearest neighbours of the
+  current one (up to 20,000 consecutive pairs).
+
+Full run (about 15 minutes on 2 cores)::
+
+    python benchmarks/bench_trainer.py
+
+Quick run::
+
+    python benchmarks/bench_trainer.py --tokens 300000 --items 10000 --runs 1 --epochs 2
+
+Memory check (50M tokens, 200k items, dim 64, 1 epoch, streamed from a SESSIONS dir on disk)::
+
+    python benchmarks/bench_trainer.py --memory-check --workdir /tmp/pin2vec-mem
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def make_corpus(tokens, items, topics, noise=0.1, zipf=1.0, mean_len=10, seed=0):
+    """``(flat item ids int32, session lengths int64, topic of each item)``, fully vectorised."""
+    rng = np.random.default_rng(seed)
+    topic_of = rng.permutation(items) % topics
+    pop = 1.0 / np.arange(1, items + 1) ** zipf
+    pop = pop[rng.permutation(items)]
+    pop /= pop.sum()
+    order = np.argsort(topic_of, kind="stable")  # items grouped by topic
+    topic_pop = np.bincount(topic_of, weights=pop, minlength=topics)
+    within = pop[order] / topic_pop[topic_of[order]]
+    # Within-topic popularity sums to 1 per topic, so topic t spans (t, t+1] of this cumsum.
+    cum = np.cumsum(within)
+    starts = np.concatenate([[0], np.cumsum(np.bincount(topic_of, minlength=topics))])
+    n_sessions = int(tokens / mean_len * 1.1) + 10
+    lengths = np.maximum(rng.geometric(1 / mean_len, n_sessions), 2)
+    lengths = lengths[: np.searchsorted(np.cumsum(lengths), tokens) + 1]
+    session_topic = np.searchsorted(np.cumsum(topic_pop), rng.random(len(lengths)))
+    session_topic = np.minimum(session_topic, topics - 1)
+    tok_topic = np.repeat(session_topic, lengths)
+    pick = np.searchsorted(cum, tok_topic + rng.random(len(tok_topic)), "right")
+    pick = np.clip(pick, starts[tok_topic], starts[tok_topic + 1] - 1)
+    flat = order[pick]
+    noisy = rng.random(len(flat)) < noise
+    flat[noisy] = np.minimum(np.searchsorted(np.cumsum(pop), rng.random(noisy.sum())), items - 1)
+    return flat.astype(np.int32), lengths.astype(np.int64), topic_of
+
+
+def _sessions(flat, lengths):
+    ids = np.char.add("i", flat.astype(str)).tolist()
+    ends = np.cumsum(lengths)
+    return [ids[e - n:e] for e, n in zip(ends.tolist(), lengths.tolist())]
+
+
+def _quality(item_ids, vectors, topic_of, counts, test_sessions, rng):
+    index = {item: i for i, item in enumerate(item_ids)}
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    topic = np.array([topic_of[int(i[1:])] for i in item_ids])
+    frequent = np.flatnonzero(np.asarray(counts) >= 10)
+    queries = rng.choice(frequent, min(2000, len(frequent)), replace=False)
+    purity = []
+    for chunk in np.array_split(queries, max(1, len(queries) // 500)):
+        sims = unit[chunk] @ unit.T
+        sims[np.arange(len(chunk)), chunk] = -np.inf
+        nn = np.argpartition(-sims, 10, axis=1)[:, :10]
+        purity.append((topic[nn] == topic[chunk, None]).mean(axis=1))
+    pairs = [(index[a], index[b]) for s in test_sessions for a, b in zip(s, s[1:])
+             if a != b and a in index and b in index][:20_000]
+    hits = 0
+    for start in range(0, len(pairs), 500):
+        q = np.array([a for a, _ in pairs[start:start + 500]])
+        t = np.array([b for _, b in pairs[start:start + 500]])
+        sims = unit[q] @ unit.T
+        sims[np.arange(len(q)), q] = -np.inf
+        top = np.argpartition(-sims, 10, axis=1)[:, :10]
+        hits += int((top == t[:, None]).any(axis=1).sum())
+    return float(np.concatenate(purity).mean()), hits / max(len(pairs), 1)
+
+
+def peak_rss_mb() -> float:
+    """High-water RSS of this process since exec (``VmHWM``; ``ru_maxrss`` would include the
+    parent's RSS at fork time, which a child inherits on Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_one(args) -> dict:
+    """One training run in this process (called in a subprocess); returns the figures."""
+    data = np.load(args.corpus, allow_pickle=False)
+    sessions = _sessions(data["flat"], data["lengths"])
+    split = int(len(sessions) * 0.9)
+    train_sessions, test_sessions = sessions[:split], sessions[split:]
+    tokens = sum(map(len, train_sessions))
+    t0 = time.perf_counter()
+    if args.worker == "gensim":
+        from gensim.models import Word2Vec
+
+        model = Word2Vec(train_sessions, vector_size=args.dim, window=args.window, sg=1,
+                         negative=args.negative, sample=args.sample, epochs=args.epochs,
+                         alpha=args.alpha, min_alpha=0.0001, workers=args.workers, min_count=1,
+                         seed=args.seed)
+        seconds = time.perf_counter() - t0
+        ids, vectors = model.wv.index_to_key, model.wv.vectors
+        counts = [model.wv.get_vecattr(i, "count") for i in ids]
+    else:
+        from recommender.train import TrainConfig, train
+
+        config = TrainConfig(dim=args.dim, window=args.window, negative=args.negative,
+                             sample=args.sample, epochs=args.epochs, alpha=args.alpha,
+                             workers=args.workers, seed=args.seed, progress=False,
+                             batch_size=args.batch_size)
+        model = train(train_sessions, config)
+        seconds = time.perf_counter() - t0
+        ids, vectors, counts = model.item_ids, model.vectors, model.counts
+    purity, hr = _quality(ids, vectors, data["topic_of"], counts, test_sessions,
+                          np.random.default_rng(0))
+    return {"words_per_s": tokens * args.epochs / seconds, "seconds": seconds,
+            "peak_rss_mb": peak_rss_mb(),
+            "purity10": purity, "hr10": hr}
+
+
+def compare(args) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="bench_trainer_"))
+    corpus = workdir / "corpus.npz"
+    flat, lengths, topic_of = make_corpus(args.tokens, args.items, args.topics, args.noise)
+    np.savez(corpus, flat=flat, lengths=lengths, topic_of=topic_of)
+    print(f"corpus: {len(flat):,} tokens, {len(lengths):,} sessions, "
+          f"{len(np.unique(flat)):,} items, {args.topics} topics (90% train / 10% held out)")
+    trainers = ["pin2vec"] + ([] if args.skip_gensim else ["gensim"])
+    results: dict[str, list[dict]] = {t: [] for t in trainers}
+    for run in range(args.runs):
+        for trainer in trainers:  # alternate so both see the same machine noise
+            cmd = [sys.executable, __file__, "--worker", trainer, "--corpus", str(corpus)]
+            cmd += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
+                "dim", "window", "negative", "sample", "epochs", "alpha", "workers", "seed")]
+            if args.batch_size:
+                cmd.append(f"--batch-size={args.batch_size}")
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            results[trainer].append(json.loads(out.strip().splitlines()[-1]))
+            print(f"  run {run + 1} {trainer:8s} {results[trainer][-1]}", flush=True)
+    med = {t: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for t, rs in results.items()}
+    print(f"\nsettings: sg, dim={args.dim}, window={args.window}, negative={args.negative}, "
+          f"sample={args.sample}, epochs={args.epochs}, alpha={args.alpha}, "
+          f"workers={args.workers}; median of {args.runs} run(s)")
+    print(f"{'':12s}" + "".join(f"{t:>14s}" for t in trainers)
+          + (f"{'ratio':>10s}" if len(trainers) == 2 else ""))
+    for key, label, fmt in (("words_per_s", "words/s", "{:14,.0f}"),
+                            ("peak_rss_mb", "peak RSS MB", "{:14,.0f}"),
+                            ("purity10", "purity@10", "{:14.4f}"), ("hr10", "HR@10", "{:14.4f}")):
+        row = f"{label:12s}" + "".join(fmt.format(med[t][key]) for t in trainers)
+        if len(trainers) == 2:
+            row += f"{med['pin2vec'][key] / max(med['gensim'][key], 1e-12):10.2f}"
+        print(row)
+
+
+def memory_check(args) -> None:
+    """Write a big SESSIONS dir in chunks, then train 1 epoch from it in a subprocess."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from recommender.artifacts import write_json, write_parquet
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_mem_"))
+    sessions_dir = workdir / "sessions"
+    if not (sessions_dir / "manifest.json").is_file():
+        sessions_dir.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        flat, lengths, _ = make_corpus(args.mem_tokens, args.mem_items, args.topics, args.noise)
+        schema = pa.schema([("session_id", pa.string()), ("user_id", pa.string()),
+                            ("start", pa.timestamp("us", tz="UTC")),
+                            ("end", pa.timestamp("us", tz="UTC")),
+                            ("items", pa.list_(pa.string())), ("length", pa.int32())])
+        ends = np.cumsum(lengths)
+        per_file = 1_000_000
+        for f, s0 in enumerate(range(0, len(lengths), per_file)):
+            s1 = min(s0 + per_file, len(lengths))
+            t_lo, t_hi = ends[s0] - lengths[s0], ends[s1 - 1]
+            values = pc.binary_join_element_wise(
+                "i", pc.cast(pa.array(flat[t_lo:t_hi]), pa.string()), "")
+            offsets = pa.array(np.concatenate([[0], np.cumsum(lengths[s0:s1])]).astype(np.int32))
+            n = s1 - s0
+            ts = pa.array(np.full(n, 1_700_000_000_000_000), pa.timestamp("us", tz="UTC"))
+            sid = pc.cast(pa.array(np.arange(s0, s1)), pa.string())
+            table = pa.table([sid, sid, ts, ts, pa.ListArray.from_arrays(offsets, values),
+                              pa.array(lengths[s0:s1].astype(np.int32))], schema=schema)
+            pq.write_table(table, sessions_dir / f"sessions-{f:05d}.parquet",
+                           row_group_size=65_536)
+        ids, counts = np.unique(flat, return_counts=True)
+        write_parquet(sessions_dir / "items.parquet", pa.table({
+            "item_id": pc.binary_join_element_wise("i", pc.cast(pa.array(ids), pa.string()), ""),
+            "engagements": pa.array(counts, pa.int64()), "sessions": pa.array(counts, pa.int64())}))
+        write_json(sessions_dir / "manifest.json", {
+            "format_version": 1, "kind": "sessions", "inputs": ["<bench_trainer>"], "options": {},
+            "counts": {"sessions": len(lengths), "items": len(ids), "tokens": int(len(flat))}})
+        print(f"wrote {sessions_dir}: {len(flat):,} tokens, {len(lengths):,} sessions, "
+              f"{len(ids):,} items in {time.perf_counter() - t0:.0f}s", flush=True)
+        del flat, lengths
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from bench_trainer import "
+            "peak_rss_mb; from recommender.train import TrainConfig, train; "
+            "t = time.perf_counter(); "
+            f"m = train({str(sessions_dir)!r}, TrainConfig(dim=64, epochs=1, progress=False)); "
+            "print(len(m.item_ids), m.manifest['corpus']['tokens'], time.perf_counter() - t, "
+            "m.manifest['words_per_second'], peak_rss_mb())")
+    out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], check=True,
+                         capture_output=True, text=True)
+    items, tokens, seconds, wps, rss = out.stdout.split()
+    print(f"memory check: {int(tokens):,} tokens, {int(items):,} items, dim 64, 1 epoch from "
+          f"{sessions_dir}: peak RSS {float(rss):,.0f} MB (limit 3,072 MB), "
+          f"{float(seconds):.0f}s total, {float(wps):,.0f} words/s in the epoch")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tokens", type=int, default=2_000_000, help="corpus tokens (2M)")
+    p.add_argument("--items", type=int, default=50_000, help="catalogue size (50k)")
+    p.add_argument("--topics", type=int, default=500, help="planted topics (500)")
+    p.add_argument("--noise", type=float, default=0.1, help="share of off-topic items (0.1)")
+    p.add_argument("--runs", type=int, default=3, help="runs per trainer; medians shown (3)")
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--window", type=int, default=5)
+    p.add_argument("--negative", type=int, default=5)
+    p.add_argument("--sample", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--alpha", type=float, default=0.025)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=None, help="pin2vec batch size (auto)")
+    p.add_argument("--skip-gensim", action="store_true", help="only run pin2vec")
+    p.add_argument("--memory-check", action="store_true",
+                   help="50M tokens / 200k items from a SESSIONS dir, 1 epoch, report peak RSS")
+    p.add_argument("--mem-tokens", type=int, default=50_000_000)
+    p.add_argument("--mem-items", type=int, default=200_000)
+    p.add_argument("--workdir", help="where the memory check keeps its SESSIONS dir (reused)")
+    p.add_argument("--worker", choices=["pin2vec", "gensim"], help=argparse.SUPPRESS)
+    p.add_argument("--corpus", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_one(args)))
+    elif args.memory_check:
+        memory_check(args)
+    else:
+        compare(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

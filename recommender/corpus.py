@@ -1,0 +1,252 @@
+"""The training corpus: vocabulary, tokenised session chunks, subsampling, pairs and minibatches.
+
+Everything here is integer work that does not depend on the weights, so it can run one batch ahead
+of the float math in another thread. All randomness of a chunk comes from a generator seeded with
+``(seed, epoch, chunk number)``: results do not depend on threads, and an epoch can be replayed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.compute as pc
+
+from recommender.errors import TrainingError
+from recommender.sessions import iter_session_batches
+from recommender.sgns import Batch, _lanes
+
+CHUNK_SESSIONS = 16_384  # sessions per chunk: one RNG stream and one tokenising call each
+PREFETCH_DEPTH = 4  # batches queued ahead of the float math
+# Scatter-index buffers are recycled (fresh multi-MB arrays per batch cost page faults): a batch
+# uses at most 3, and at most PREFETCH_DEPTH + 2 batches are alive at once.
+_RING = 3 * (PREFETCH_DEPTH + 3)
+
+
+@dataclass
+class Vocab:
+    """Item ids in row order (count descending, then id) and their corpus counts."""
+
+    item_ids: list[str]
+    counts: np.ndarray  # int64 [V]
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def digest(self) -> str:
+        """sha256 of ids and counts, to check a checkpoint belongs to the same corpus."""
+        h = hashlib.sha256()
+        for item, count in zip(self.item_ids, self.counts.tolist()):
+            h.update(f"{item}\t{count}\n".encode())
+        return "sha256:" + h.hexdigest()
+
+
+def _make_vocab(counter: dict[str, int], min_count: int) -> Vocab:
+    kept = sorted(((-c, item) for item, c in counter.items() if c >= min_count))
+    if not kept:
+        raise TrainingError(
+            f"no item occurs at least min_count={min_count} times; lower --min-count "
+            "or give more sessions"
+        )
+    return Vocab([item for _, item in kept], np.array([-c for c, _ in kept], dtype=np.int64))
+
+
+class Corpus:
+    """Sessions as chunks of int32 rows: ``tokens`` and per-session ``lengths``.
+
+    Built from a SESSIONS directory (streamed anew each epoch) or from in-memory sequences of
+    item-id strings (tokenised once). Items below ``min_count`` are dropped before windowing,
+    like gensim. ``raw_tokens`` counts the tokens kept, the unit of the learning-rate schedule.
+    """
+
+    def __init__(self, source, min_count: int = 1):
+        self.directory = None
+        if isinstance(source, (str, Path)):
+            self.directory = Path(source)
+            counter: Counter = Counter()
+            sessions = 0
+            for batch in iter_session_batches(self.directory, ("items",), CHUNK_SESSIONS):
+                col = batch.column(0)
+                sessions += len(col)
+                vc = pc.value_counts(pc.list_flatten(col))
+                counter.update(
+                    dict(zip(vc.field("values").to_pylist(), vc.field("counts").to_pylist()))
+                )
+            self.vocab = _make_vocab(counter, min_count)
+            self._index = {item: i for i, item in enumerate(self.vocab.item_ids)}
+            self.sessions = sessions
+            self.raw_tokens = int(self.vocab.counts.sum())
+            self._chunks = None
+        else:
+            seqs = [list(map(str, s)) for s in source]
+            counter = Counter(item for s in seqs for item in s)
+            self.vocab = _make_vocab(counter, min_count)
+            index = {item: i for i, item in enumerate(self.vocab.item_ids)}
+            self._chunks = []
+            for start in range(0, len(seqs), CHUNK_SESSIONS):
+                part = [[index[t] for t in s if t in index]
+                        for s in seqs[start:start + CHUNK_SESSIONS]]
+                tokens = np.fromiter((t for s in part for t in s), dtype=np.int32)
+                self._chunks.append((tokens, np.array([len(s) for s in part], dtype=np.int64)))
+            self.sessions = len(seqs)
+            self.raw_tokens = int(self.vocab.counts.sum())
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(tokens int32, session lengths int64)`` per chunk, in corpus order."""
+        if self._chunks is not None:
+            yield from self._chunks
+            return
+        for batch in iter_session_batches(self.directory, ("items",), CHUNK_SESSIONS):
+            col = batch.column(0)
+            # Hash the chunk's distinct ids once, then map those through the vocabulary dict.
+            encoded = pc.dictionary_encode(pc.list_flatten(col))
+            known = [self._index.get(item, -1) for item in encoded.dictionary.to_pylist()]
+            rows = np.array(known + [-1], dtype=np.int64)  # the last entry stands for null ids
+            codes = encoded.indices.fill_null(len(known)).to_numpy(zero_copy_only=False)
+            tokens = rows[codes]
+            lengths = pc.list_value_length(col).fill_null(0).to_numpy(zero_copy_only=False)
+            valid = tokens >= 0
+            if not valid.all():  # items under min_count: drop them, shortening their sessions
+                session = np.repeat(np.arange(len(lengths)), lengths)
+                lengths = np.bincount(session[valid], minlength=len(lengths))
+                tokens = tokens[valid]
+            yield tokens.astype(np.int32), lengths.astype(np.int64)
+
+
+class BatchMaker:
+    """Turns chunks into :class:`~recommender.sgns.Batch` es for one architecture and config."""
+
+    def __init__(self, config, vocab: Vocab, dim: int, batch_size: int, group: int, shared: int):
+        self.cbow = config.architecture == "cbow"
+        self.window = config.window
+        self.shrink = config.shrink_window
+        self.negative = config.negative
+        self.dim, self.batch_size, self.group, self.shared = dim, batch_size, group, shared
+        self.cap = config.row_update_cap
+        self._ring: list[np.ndarray] = [np.empty(0, np.int64)] * _RING
+        self._slot = 0
+        self.vocab_size = len(vocab)
+        self.max_exp = config.max_exp or None
+        counts = vocab.counts.astype(np.float64)
+        if config.sample > 0:
+            threshold = config.sample * counts.sum()
+            self.keep = np.minimum((np.sqrt(counts / threshold) + 1) * threshold / counts, 1.0)
+        else:
+            self.keep = None
+        cum = np.cumsum(counts ** config.ns_exponent)
+        self.neg_cum = cum / cum[-1]
+
+    def batches(self, tokens, lengths, rng: np.random.Generator, lr_at) -> Iterator[Batch]:
+        """Minibatches of one chunk; ``lr_at(fraction of chunk done)`` gives the learning rate."""
+        session = np.repeat(np.arange(len(lengths)), lengths)
+        if self.keep is not None:
+            kept = rng.random(len(tokens)) < self.keep[tokens]
+            tokens, session = tokens[kept], session[kept]
+        n = len(tokens)
+        ends = np.cumsum(np.bincount(session, minlength=len(lengths)))
+        s_end = ends[session]
+        s_start = s_end - np.bincount(session, minlength=len(lengths))[session]
+        pos = np.arange(n)
+        if self.window == 0:  # the whole session is the context (Item2Vec)
+            lo, hi = s_start, s_end
+        else:
+            win = np.full(n, self.window)
+            if self.shrink:  # word2vec's random window shrinking: effective window in 1..window
+                win = win - rng.integers(0, self.window, n)
+            lo, hi = np.maximum(s_start, pos - win), np.minimum(s_end, pos + win + 1)
+        count = hi - lo - 1
+        count[count < 0] = 0
+        cum = np.cumsum(count)
+        total = int(cum[-1]) if n else 0
+        if total == 0:
+            return
+        # Batch boundaries fall between centres, after about batch_size pairs each.
+        cuts = np.searchsorted(cum, np.arange(self.batch_size, total, self.batch_size), "left") + 1
+        bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+        for a, c in zip(bounds[:-1], bounds[1:]):
+            cnt = count[a:c]
+            pairs = int(cnt.sum())
+            if pairs == 0:
+                continue
+            first = cum[a] - count[a]
+            centre = np.repeat(np.arange(a, c), cnt)
+            k = np.arange(pairs) - (np.repeat(cum[a:c] - cnt, cnt) - first)
+            ctx = lo[centre] + k
+            ctx += ctx >= centre  # skip the centre itself
+            lr = lr_at(float(cum[c - 1]) / total)
+            if self.cbow:
+                yield self._cbow(tokens, a, ctx, cnt, rng, lr)
+            else:
+                yield self._sgns(tokens[ctx], tokens[centre], rng, lr)
+
+    def _groups(self, out: np.ndarray, rng, examples: int):
+        """Pad ``out`` to G*b, draw [G, S] shared negatives and the weight arrays."""
+        b, s = self.group, self.shared
+        g = -(-examples // b)
+        padded = np.zeros(g * b, dtype=np.int32)
+        padded[:examples] = out
+        neg = np.searchsorted(self.neg_cum, rng.random((g, s)), "right")
+        neg = np.minimum(neg, len(self.neg_cum) - 1).astype(np.int32)
+        pos_w = np.zeros(g * b, dtype=np.float32)
+        pos_w[:examples] = 1.0
+        pos_w = pos_w.reshape(g, b)
+        # A negative equal to the example's own positive is skipped, as in word2vec.
+        neg_w = (padded.reshape(g, b, 1) != neg.reshape(g, 1, s)).astype(np.float32)
+        neg_w *= pos_w[..., None] * np.float32(self.negative / s)
+        out_rows = np.concatenate([padded, neg.reshape(-1)])
+        # A row's load: one per use as a positive, negative/S per example of the group per draw
+        # as a negative. Only the negative updates are capped (see _scale).
+        neg_load = np.repeat(pos_w.sum(axis=1) * (self.negative / s), s)
+        out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]))
+        neg_scale = out_scale[g * b:].reshape(g, s)
+        return padded, neg, pos_w, neg_w, self._flat(out_rows), neg_scale
+
+    def _flat(self, rows: np.ndarray) -> np.ndarray:
+        """:func:`~recommender.sgns._flat_rows` of ``rows``, in a recycled buffer."""
+        width = self.dim // _lanes(self.dim)
+        n = len(rows) * width
+        slot = self._slot = (self._slot + 1) % _RING
+        if len(self._ring[slot]) < n:
+            self._ring[slot] = np.empty(int(n * 1.25), np.int64)
+        out = self._ring[slot][:n].reshape(len(rows), width)
+        np.multiply(rows[:, None], width, out=out, dtype=np.int64, casting="unsafe")
+        out += np.arange(width, dtype=np.int64)
+        return out.reshape(-1)
+
+    def _scale(self, rows: np.ndarray, load: np.ndarray) -> np.ndarray:
+        """Per-entry factor ``min(1, cap / total load of its row in this batch)``.
+
+        A popular item is drawn as a negative for many examples of one batch, and the sum of
+        their pushes, all computed from the same stale weights, overshoots where word2vec's
+        one-by-one updates would saturate (large batches then diverge). Capping its negative
+        update at ``cap`` examples' worth keeps them stable and leaves other rows exact.
+        """
+        if not self.cap:
+            return np.ones(len(rows), dtype=np.float32)
+        total = np.bincount(rows, weights=load, minlength=self.vocab_size)[rows]
+        return np.minimum(1.0, self.cap / np.maximum(total, 1e-12)).astype(np.float32)
+
+    def _sgns(self, inp, out, rng, lr) -> Batch:
+        examples = len(inp)
+        padded_out, neg, pos_w, neg_w, out_flat, neg_scale = self._groups(out, rng, examples)
+        padded_in = np.zeros(len(padded_out), dtype=np.int32)
+        padded_in[:examples] = inp
+        return Batch(padded_in, padded_out, neg, pos_w, neg_w, self._flat(padded_in),
+                     out_flat, lr, examples, self.max_exp,
+                     neg_scale=neg_scale)
+
+    def _cbow(self, tokens, first_centre, ctx, cnt, rng, lr) -> Batch:
+        has = cnt > 0
+        examples = int(has.sum())
+        centres = tokens[np.flatnonzero(has) + first_centre]
+        padded_out, neg, pos_w, neg_w, out_flat, neg_scale = self._groups(centres, rng, examples)
+        local = np.repeat(np.arange(examples), cnt[has])
+        counts = np.ones(len(padded_out), dtype=np.float32)
+        counts[:examples] = cnt[has]
+        inp = tokens[ctx]
+        return Batch(inp, padded_out, neg, pos_w, neg_w, self._flat(inp), out_flat, lr,
+                     examples, self.max_exp, local, counts, self._flat(local), neg_scale)

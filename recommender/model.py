@@ -1,0 +1,182 @@
+"""A trained model: item vectors, their row order, and the MODEL directory (see ARCHITECTURE.md).
+
+``vectors.npy`` and ``context_vectors.npy`` (float32 [V, d]), ``items.parquet`` (``item_id``,
+``count``) and ``manifest.json`` (written last); optionally ``vectors.txt`` in the word2vec C text
+format. Nothing is pickled; :meth:`Model.load` reads with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recommender.artifacts import (
+    MANIFEST,
+    atomic_write,
+    prepare_output_dir,
+    read_manifest,
+    save_npy,
+    write_json,
+    write_parquet,
+)
+from recommender.errors import ArtifactError
+
+log = logging.getLogger(__name__)
+
+MODEL_KIND = "model"
+FORMAT_VERSION = 1
+
+
+class Model:
+    """Input/output item vectors with their ids and counts, plus the training manifest.
+
+    Attributes
+    ----------
+    vectors : ndarray, float32 [V, d]
+        Input ("word") vectors: the ones to use for similarity.
+    context_vectors : ndarray, float32 [V, d]
+        Output ("context") vectors of negative sampling.
+    item_ids : list of str
+        Item id of each row.
+    counts : ndarray, int64 [V]
+        Occurrences of each item in the training corpus.
+    manifest : dict
+        Everything ``manifest.json`` holds (config, seed, per-epoch loss and words/s, digests).
+    """
+
+    def __init__(self, vectors, context_vectors, item_ids, counts, manifest=None):
+        self.vectors = vectors
+        self.context_vectors = context_vectors
+        self.item_ids = list(item_ids)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.manifest = manifest if manifest is not None else {}
+        self._index: dict[str, int] | None = None
+
+    def __repr__(self) -> str:
+        return f"Model(vocab_size={len(self.item_ids)}, dim={self.vectors.shape[1]})"
+
+    def row(self, item_id: str) -> int:
+        """Row of ``item_id``; raises ``KeyError`` naming the id when it is unknown."""
+        if self._index is None:
+            self._index = {item: i for i, item in enumerate(self.item_ids)}
+        try:
+            return self._index[item_id]
+        except KeyError:
+            raise KeyError(
+                f"item {item_id!r} is not in the model ({len(self.item_ids):,} items); it was "
+                "absent from the training sessions or under --min-count"
+            ) from None
+
+    def most_similar(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
+        """The ``k`` items most cosine-similar to ``item_id``, best first, never itself."""
+        norms = np.linalg.norm(self.vectors, axis=1)
+        norms[norms == 0] = 1.0
+        i = self.row(item_id)
+        scores = (self.vectors @ self.vectors[i]) / (norms * norms[i])
+        scores[i] = -np.inf
+        k = min(k, len(scores) - 1)
+        top = np.argpartition(-scores, k)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self.item_ids[j], float(scores[j])) for j in top[:k]]
+
+    def save(self, directory, export_word2vec: bool = False, overwrite: bool = False) -> Path:
+        """Write a MODEL directory (manifest last); a non-empty one only with ``overwrite``."""
+        directory = prepare_output_dir(directory, overwrite)
+        self._write(directory, export_word2vec)
+        return directory
+
+    def _write(self, directory: Path, export_word2vec: bool = False) -> None:
+        directory = Path(directory)
+        save_npy(directory / "vectors.npy", self.vectors.astype(np.float32, copy=False))
+        save_npy(
+            directory / "context_vectors.npy", self.context_vectors.astype(np.float32, copy=False)
+        )
+        items = pa.table(
+            {
+                "item_id": pa.array(self.item_ids, pa.string()),
+                "count": pa.array(self.counts, pa.int64()),
+            }
+        )
+        write_parquet(directory / "items.parquet", items)
+        if export_word2vec:
+            write_word2vec_text(directory / "vectors.txt", self.item_ids, self.vectors)
+        manifest = dict(self.manifest)
+        manifest.update(
+            format_version=FORMAT_VERSION,
+            kind=MODEL_KIND,
+            vocab_size=len(self.item_ids),
+            dim=int(self.vectors.shape[1]),
+        )
+        write_json(directory / MANIFEST, {"format_version": FORMAT_VERSION, "kind": MODEL_KIND,
+                                          **manifest})
+
+    @classmethod
+    def load(cls, directory) -> Model:
+        """Read a MODEL directory written by :meth:`save` (or any writer of the contract)."""
+        directory = Path(directory)
+        manifest = read_manifest(directory, MODEL_KIND)
+        try:
+            vectors = np.load(directory / "vectors.npy", allow_pickle=False)
+            context = np.load(directory / "context_vectors.npy", allow_pickle=False)
+            items = pq.read_table(directory / "items.parquet", columns=["item_id", "count"])
+        except (OSError, ValueError, pa.ArrowInvalid, KeyError) as e:
+            raise ArtifactError(f"cannot read model in {directory}: {e}") from None
+        ids = items.column("item_id").to_pylist()
+        if vectors.ndim != 2 or vectors.shape != context.shape or vectors.shape[0] != len(ids):
+            raise ArtifactError(
+                f"{directory}: vectors {vectors.shape}, context_vectors {context.shape} and "
+                f"{len(ids)} items do not match; re-run pin2vec train"
+            )
+        counts = items.column("count").to_numpy(zero_copy_only=False)
+        return cls(vectors, context, ids, counts, manifest)
+
+
+def write_word2vec_text(path, item_ids: list[str], vectors: np.ndarray) -> None:
+    """Write the word2vec C text format: ``V d``, then ``id v1 ... vd`` per row (9 digits).
+
+    Raises :class:`ArtifactError` if an id contains whitespace, which the format cannot represent.
+    """
+    check_word2vec_ids(item_ids)
+    vectors = np.asarray(vectors, dtype=np.float32)
+
+    def write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(f"{vectors.shape[0]} {vectors.shape[1]}\n")
+            fmt = " ".join(["%.9g"] * vectors.shape[1])
+            for start in range(0, len(item_ids), 4096):
+                block = vectors[start:start + 4096].astype(np.float64)
+                f.writelines(
+                    f"{item} {fmt % tuple(row)}\n"
+                    for item, row in zip(item_ids[start:start + 4096], block.tolist())
+                )
+
+    atomic_write(Path(path), write)
+
+
+def check_word2vec_ids(item_ids) -> None:
+    """Raise :class:`ArtifactError` if an id cannot be written in the word2vec text format."""
+    bad = next((i for i in item_ids if not i or any(c.isspace() for c in i)), None)
+    if bad is not None:
+        raise ArtifactError(
+            f"item id {bad!r} is empty or contains whitespace, which the word2vec text format "
+            "cannot hold; use vectors.npy + items.parquet instead of --export-word2vec"
+        )
+
+
+def read_word2vec_text(path) -> tuple[list[str], np.ndarray]:
+    """Parse a word2vec C text file into ``(ids, float32 [V, d])`` (for tests and tools)."""
+    with open(path, encoding="utf-8") as f:
+        v, d = map(int, f.readline().split())
+        ids, rows = [], []
+        for line in f:
+            parts = line.rstrip("\n").split(" ")
+            ids.append(parts[0])
+            rows.append([float(x) for x in parts[1:]])
+    vectors = np.array(rows, dtype=np.float32).reshape(len(rows), d)
+    if len(ids) != v:
+        raise ArtifactError(f"{path} announces {v} vectors but holds {len(ids)}")
+    return ids, vectors

@@ -1,0 +1,359 @@
+"""Train item vectors with skip-gram or CBOW and negative sampling (Mikolov et al. 2013) in numpy.
+
+``train(source, config)`` reads a SESSIONS directory (streamed: memory grows with the catalogue, not
+the corpus) or in-memory sequences of item ids and returns a :class:`~recommender.model.Model`;
+``pin2vec train`` does the same from the command line and writes a MODEL directory.
+
+How it is fast: the integer work of a minibatch (subsampling, window pairs, shared negatives,
+scatter indices; :mod:`recommender.corpus`) is prepared ahead in a producer thread while the
+calling thread does the float math as matrix products (:mod:`recommender.sgns`); numpy releases
+the GIL in both. Examples in a group share negatives (weighted so the expected gradient is
+word2vec's), and the negative-sampling update a row takes from one batch is capped at
+``row_update_cap`` examples' worth, which keeps large batches stable on very popular items.
+Like gensim, terms scored beyond ``max_exp`` (6) on the wrong side are skipped.
+
+Reproducibility: every random draw comes from a generator seeded with ``(seed, epoch, chunk)``
+and updates are applied in corpus order by one thread, so the same seed gives bit-identical
+vectors with *any* ``workers`` value (``workers`` only decides whether batch preparation overlaps
+the math), on the same machine and numpy/BLAS build. A checkpoint after each epoch lets a resumed
+run reproduce an uninterrupted one exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from recommender.artifacts import file_digest, prepare_output_dir, read_manifest
+from recommender.checkpoint import (
+    CHECKPOINT_DIR,
+    finished_model,
+    load_checkpoint,
+    save_checkpoint,
+)
+from recommender.corpus import BatchMaker, Corpus
+from recommender.errors import ConfigError, TrainingError
+from recommender.model import Model, check_word2vec_ids
+from recommender.prefetch import prefetch
+from recommender.sgns import apply_cbow_batch, apply_sgns_batch
+
+__all__ = ["TrainConfig", "Model", "train", "main", "add_config_arguments", "config_from_args"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training options; names and meanings follow gensim's Word2Vec.
+
+    The last four fields belong to the batched numpy algorithm. ``row_update_cap`` bounds the
+    negative-sampling update one row (a popular item, drawn as a negative for many examples of a
+    batch) takes from a single batch, in examples' worth: the summed pushes, all computed from
+    the same stale weights, overshoot where word2vec's one-by-one updates saturate.
+    """
+
+    architecture: str = "skipgram"  # "skipgram" (predict context from item) or "cbow"
+    dim: int = 64  # vector size
+    window: int = 5  # max distance between item and context; 0 = the whole session (Item2Vec)
+    shrink_window: bool = True  # word2vec's random window shrinking; False = every pair in window
+    negative: int = 5  # negative samples per positive example
+    ns_exponent: float = 0.75  # negatives ~ count**ns_exponent; 0 = uniform, < 0 favours rare items
+    sample: float = 1e-3  # word2vec subsampling threshold for frequent items; 0 disables
+    min_count: int = 1  # drop items seen fewer times (SESSIONS dirs are already filtered)
+    epochs: int = 5
+    alpha: float = 0.025  # initial learning rate, decayed linearly over all planned tokens ...
+    min_alpha: float = 0.0001  # ... to this
+    seed: int = 1
+    workers: int = 2  # 1 = one thread; >= 2 prepares batches in a 2nd thread (same result)
+    batch_size: int | None = None  # pairs per minibatch; None = by corpus size, 256..8192
+    group_size: int = 64  # examples that share one set of negatives
+    shared_negatives: int = 16  # negatives drawn per group, each weighted negative / this
+    row_update_cap: float = 16.0  # max examples' worth of negative update per row & batch
+    max_exp: float = 6.0  # skip terms scored beyond ±this on the wrong side, like gensim; 0 = off
+    progress: bool = True  # tqdm progress bar
+
+    def __post_init__(self):
+        def need(ok, msg):
+            if not ok:
+                raise ConfigError(msg)
+
+        need(self.architecture in ("skipgram", "cbow"),
+             f"architecture must be 'skipgram' or 'cbow', not {self.architecture!r}")
+        for name in ("dim", "negative", "epochs", "min_count", "workers", "group_size",
+                     "shared_negatives") + (("batch_size",) if self.batch_size is not None else ()):
+            value = getattr(self, name)
+            whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+            need(whole and value >= 1, f"{name} must be a whole number >= 1, got {value!r}")
+        need(isinstance(self.window, (int, np.integer)) and self.window >= 0,
+             f"window must be a whole number >= 0 (0 = whole session), got {self.window!r}")
+        need(np.isfinite(self.ns_exponent), f"ns_exponent must be finite, got {self.ns_exponent!r}")
+        need(0 <= self.sample < 1, f"sample must be in [0, 1) (0 disables), got {self.sample!r}")
+        need(0 < self.alpha <= 1, f"alpha must be in (0, 1], e.g. 0.025; got {self.alpha!r}")
+        need(0 <= self.min_alpha <= self.alpha,
+             f"min_alpha must be in [0, alpha={self.alpha}], got {self.min_alpha!r}")
+        need(self.max_exp >= 0, f"max_exp must be >= 0 (0 disables), got {self.max_exp!r}")
+        need(self.row_update_cap >= 0,
+             f"row_update_cap must be >= 0 (0 disables), got {self.row_update_cap!r}")
+        need(self.batch_size is None or self.batch_size >= self.group_size,
+             f"batch_size ({self.batch_size}) must be >= group_size ({self.group_size})")
+        need(isinstance(self.seed, (int, np.integer)) and self.seed >= 0,
+             f"seed must be a whole number >= 0, got {self.seed!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# Fields that do not change the vectors: they may differ between a run and its resumption.
+_NEUTRAL = ("workers", "progress")
+
+Callback = Callable[[int, float, Model], None]
+
+
+def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callback] = (),
+          output_dir=None, resume: bool = False, overwrite: bool = False,
+          export_word2vec: bool = False) -> Model:
+    """Train item vectors on sessions.
+
+    Parameters
+    ----------
+    source : str, Path or iterable of sequences of str
+        A SESSIONS directory, or sessions as lists of item ids (tests, tuning).
+    config : TrainConfig
+    callbacks : iterable of callables
+        Each is called as ``cb(epoch, loss, model)`` after every epoch (and after its checkpoint):
+        ``epoch`` counts completed epochs from 1, ``loss`` is the epoch's mean loss per example
+        (pair for skip-gram, centre for CBOW), ``model`` a :class:`Model` over the live weights:
+        copy the arrays to keep them. An exception from a callback stops training.
+    output_dir : str or Path, optional
+        Write a checkpoint there after each epoch and the MODEL directory at the end.
+    resume : bool
+        Continue from the checkpoint in ``output_dir`` (same source and config) if there is one.
+    overwrite : bool
+        Allow replacing a non-empty ``output_dir`` when not resuming.
+    export_word2vec : bool
+        Also write ``vectors.txt`` into ``output_dir``.
+
+    Returns
+    -------
+    Model
+    """
+    if not isinstance(config, TrainConfig):
+        raise ConfigError("config must be a recommender.train.TrainConfig")
+    t0 = time.perf_counter()
+    corpus = Corpus(source, config.min_count)
+    vocab = corpus.vocab
+    source_digest = file_digest(corpus.directory / "manifest.json") if corpus.directory else None
+    log.info("vocabulary: %d items, %d tokens in %d sessions (%.1fs)", len(vocab),
+             corpus.raw_tokens, corpus.sessions, time.perf_counter() - t0)
+    manifest = {"config": config.to_dict(), "seed": config.seed, "source_digest": source_digest,
+                "source": str(corpus.directory) if corpus.directory else None,
+                "corpus": {"sessions": corpus.sessions, "tokens": corpus.raw_tokens},
+                "epochs": []}
+    if export_word2vec:
+        check_word2vec_ids(vocab.item_ids)  # fail now rather than after training
+    d, v_size = config.dim, len(vocab)
+    rng = np.random.default_rng([config.seed, 2**32 - 1])  # initial weights, as in word2vec
+    w_in = ((rng.random((v_size, d), dtype=np.float32) - 0.5) / d).astype(np.float32)
+    w_out = np.zeros((v_size, d), dtype=np.float32)
+    start_epoch = 0
+    out = Path(output_dir) if output_dir is not None else None
+    if out is not None:
+        state = load_checkpoint(out, config, vocab, source_digest, _NEUTRAL) if resume else None
+        if state is not None:
+            start_epoch, w_in, w_out, manifest["epochs"] = state
+            log.info("resuming from the checkpoint after epoch %d in %s", start_epoch, out)
+        else:
+            if resume and (out / "manifest.json").is_file():
+                done = finished_model(out, config, source_digest, overwrite, _NEUTRAL)
+                if done is not None:
+                    return done
+            prepare_output_dir(out, overwrite or resume)
+    model = Model(w_in, w_out, vocab.item_ids, vocab.counts, manifest)
+    batch_size = config.batch_size or auto_batch_size(corpus.raw_tokens, config.group_size)
+    manifest["batch_size"] = batch_size
+    maker = BatchMaker(config, vocab, d, batch_size, config.group_size, config.shared_negatives)
+    apply = apply_cbow_batch if config.architecture == "cbow" else apply_sgns_batch
+    planned = config.epochs * corpus.raw_tokens
+    bar = _progress(config, planned, start_epoch * corpus.raw_tokens)
+    switch = sys.getswitchinterval()
+    if config.workers > 1:
+        # Both threads run many short numpy calls; with the default 5 ms GIL switch interval a
+        # thread coming back from a GIL-free numpy call waits for the other one's turn to end.
+        sys.setswitchinterval(1e-4)
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            e0 = time.perf_counter()
+            loss, examples = 0.0, 0
+            for batch, done in prefetch(_epoch_batches(corpus, maker, config, epoch, planned),
+                                         config.workers > 1):
+                if batch is None:  # end of a chunk: done = its raw tokens
+                    if not np.isfinite(loss):
+                        raise TrainingError(_diverged(config, epoch))
+                    if bar is not None:
+                        bar.update(done)
+                        rate = bar.n / max(bar.format_dict["elapsed"], 1e-9)
+                        bar.set_postfix(epoch=epoch + 1, loss=f"{loss / max(examples, 1):.4f}",
+                                        words_s=f"{rate:,.0f}")
+                    continue
+                loss += apply(w_in, w_out, batch)
+                examples += batch.examples
+            seconds = time.perf_counter() - e0
+            mean = loss / max(examples, 1)
+            if not np.isfinite(mean) or not np.isfinite(w_in).all():
+                raise TrainingError(_diverged(config, epoch))
+            manifest["epochs"].append({"epoch": epoch + 1, "loss": float(mean),
+                                       "examples": examples, "seconds": round(seconds, 3),
+                                       "words_per_second": corpus.raw_tokens / max(seconds, 1e-9)})
+            log.info("epoch %d/%d: loss %.5f, %.0f words/s", epoch + 1, config.epochs, mean,
+                     corpus.raw_tokens / max(seconds, 1e-9))
+            if out is not None:
+                save_checkpoint(out, epoch + 1, w_in, w_out, config, vocab, source_digest,
+                                manifest["epochs"])
+            for cb in callbacks:
+                cb(epoch + 1, float(mean), model)
+    finally:
+        sys.setswitchinterval(switch)
+        if bar is not None:
+            bar.close()
+    total = sum(e["seconds"] for e in manifest["epochs"])
+    manifest["words_per_second"] = (len(manifest["epochs"]) * corpus.raw_tokens / total
+                                    if total else None)
+    if out is not None:
+        model._write(out, export_word2vec)
+        shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
+        model.manifest = read_manifest(out, "model")
+    return model
+
+
+def auto_batch_size(tokens: int, group_size: int = 64) -> int:
+    """Pairs per batch when not given: large batches are fast, but a small corpus needs enough
+    SGD steps per epoch, so use the power of two nearest below tokens / 32, within 256..8192."""
+    size = 1 << max(int(tokens // 32), 1).bit_length() - 1
+    return max(min(size, 8192), 256, group_size)
+
+
+def _diverged(config: TrainConfig, epoch: int) -> str:
+    return (f"training diverged (loss is NaN or infinite) in epoch {epoch + 1}: lower --alpha "
+            f"(now {config.alpha}, try {config.alpha / 5:g}), lower --batch-size, or check the "
+            "sessions for degenerate input")
+
+
+def _epoch_batches(corpus: Corpus, maker: BatchMaker, config: TrainConfig, epoch: int,
+                   planned: int):
+    """Batches of one epoch, then ``(None, raw tokens)`` after each chunk."""
+    done = epoch * corpus.raw_tokens
+    span = config.alpha - config.min_alpha
+    for chunk, (tokens, lengths) in enumerate(corpus.chunks()):
+        rng = np.random.default_rng([config.seed, epoch, chunk])
+        raw = len(tokens)
+
+        def lr_at(fraction, base=done, raw=raw):
+            return max(config.alpha - span * (base + fraction * raw) / planned, config.min_alpha)
+
+        for batch in maker.batches(tokens, lengths, rng, lr_at):
+            yield batch, 0
+        done += raw
+        yield None, raw
+
+
+def _progress(config: TrainConfig, total: int, initial: int):
+    if not config.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, unit="word", unit_scale=True, desc="train",
+                smoothing=0.1)
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """Add the training flags (every :class:`TrainConfig` field but ``progress``) to ``p``.
+
+    Defaults are None so :func:`config_from_args` can tell given flags from omitted ones.
+    """
+    d = TrainConfig()
+    p.add_argument("--architecture", choices=["skipgram", "cbow"],
+                   help="skipgram predicts each context item from an item (default); cbow "
+                   "predicts an item from the mean of its context")
+    p.add_argument("--dim", type=int, help=f"vector size ({d.dim})")
+    p.add_argument("--window", type=int,
+                   help=f"max distance of a context item; 0 = the whole session ({d.window})")
+    p.add_argument("--no-shrink-window", action="store_true", default=None,
+                   help="use every pair in the window instead of word2vec's random shrinking")
+    p.add_argument("--negative", type=int, help=f"negative samples per example ({d.negative})")
+    p.add_argument("--ns-exponent", type=float,
+                   help="negatives drawn ~ count**x; 0 uniform, < 0 favours rare items "
+                   f"({d.ns_exponent})")
+    p.add_argument("--sample", type=float,
+                   help=f"subsampling threshold for frequent items, 0 disables ({d.sample:g})")
+    p.add_argument("--min-count", type=int, help=f"drop items seen fewer times ({d.min_count})")
+    p.add_argument("--epochs", type=int, help=f"passes over the sessions ({d.epochs})")
+    p.add_argument("--alpha", type=float, help=f"initial learning rate ({d.alpha})")
+    p.add_argument("--min-alpha", type=float,
+                   help=f"learning rate reached at the end, decaying linearly ({d.min_alpha})")
+    p.add_argument("--seed", type=int, help=f"random seed; same seed = same vectors ({d.seed})")
+    p.add_argument("--workers", type=int,
+                   help=f"threads: 1 = single thread, 2 = prepare batches while computing "
+                   f"({d.workers}); does not change the result")
+    p.add_argument("--batch-size", type=int,
+                   help="pairs per minibatch (default: tokens/32 within 256..8192); smaller is "
+                   "closer to word2vec's plain SGD, larger is faster")
+
+
+def config_from_args(args: argparse.Namespace, base: dict | None = None,
+                     progress: bool = True) -> TrainConfig:
+    """A :class:`TrainConfig` from defaults, then ``base`` (field names), then the given flags."""
+    defaults = TrainConfig().to_dict()
+    unknown = sorted(set(base or {}) - set(defaults))
+    if unknown:
+        raise ConfigError(f"unknown training settings {unknown}; known: {sorted(defaults)}")
+    values = {**defaults, **(base or {}), "progress": progress}
+    for name in values:
+        flag = getattr(args, name, None)
+        if flag is not None:
+            values[name] = flag
+    if getattr(args, "no_shrink_window", None):
+        values["shrink_window"] = False
+    return TrainConfig(**values)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pin2vec train",
+        description="Learn item vectors from a SESSIONS dir with skip-gram/CBOW and negative "
+        "sampling; write a MODEL dir.")
+    p.add_argument("--sessions", required=True, help="SESSIONS dir written by pin2vec sessionize")
+    p.add_argument("--output", required=True, help="MODEL dir to write")
+    add_config_arguments(p)
+    p.add_argument("--export-word2vec", action="store_true",
+                   help="also write vectors.txt in the word2vec C text format (gensim reads it)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint in --output after an interrupted run")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``pin2vec train``: SESSIONS dir -> MODEL dir. Returns the exit status."""
+    args = _parser().parse_args(argv)
+    config = config_from_args(args, progress=not args.quiet)
+    model = train(args.sessions, config, output_dir=args.output, resume=args.resume,
+                  overwrite=args.overwrite, export_word2vec=args.export_word2vec)
+    epochs = model.manifest.get("epochs") or [{}]
+    print(f"wrote {args.output}: {len(model.item_ids):,} items x {config.dim} dims, "
+          f"final loss {epochs[-1].get('loss', float('nan')):.4f}, "
+          f"{model.manifest.get('words_per_second') or 0:,.0f} words/s")
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    sys.exit(main())

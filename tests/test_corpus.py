@@ -1,0 +1,97 @@
+"""Vocabulary, tokenising, subsampling and (centre, context) pair generation."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from recommender.corpus import BatchMaker, Corpus
+from recommender.errors import TrainingError
+from recommender.train import TrainConfig
+from tests.factories import write_sessions_dir
+
+
+def _pairs(sessions, batch_size=256, **kw):
+    """All (input, output) id pairs of one epoch, as strings, in order."""
+    config = TrainConfig(sample=0, progress=False, **kw)
+    corpus = Corpus(sessions, config.min_count)
+    maker = BatchMaker(config, corpus.vocab, 4, batch_size, 4, 2)
+    ids = corpus.vocab.item_ids
+    got = []
+    for tokens, lengths in corpus.chunks():
+        for b in maker.batches(tokens, lengths, np.random.default_rng(0), lambda f: 0.01):
+            got += [(ids[i], ids[o]) for i, o in zip(b.inp[:b.examples], b.out[:b.examples])]
+    return got
+
+
+def test_vocab_orders_by_count_then_id_and_applies_min_count():
+    corpus = Corpus([["b", "a", "c", "a"], ["c", "d"], ["a"]], min_count=2)
+    assert corpus.vocab.item_ids == ["a", "c"]
+    assert corpus.vocab.counts.tolist() == [3, 2]
+    assert corpus.raw_tokens == 5
+    assert [t.tolist() for t, _ in corpus.chunks()] == [[0, 1, 0, 1, 0]]
+    assert [n.tolist() for _, n in corpus.chunks()] == [[3, 1, 1]]
+
+
+def test_min_count_leaving_nothing_says_what_to_do():
+    with pytest.raises(TrainingError, match="min-count"):
+        Corpus([["a", "b"]], min_count=5)
+
+
+def test_fixed_window_gives_every_pair_within_distance():
+    got = _pairs([["a", "b", "c", "d"], ["e", "f"]], window=2, shrink_window=False)
+    # input = context item, output = centre item (word2vec's orientation)
+    expected = [("b", "a"), ("c", "a"), ("a", "b"), ("c", "b"), ("d", "b"), ("a", "c"),
+                ("b", "c"), ("d", "c"), ("b", "d"), ("c", "d"), ("f", "e"), ("e", "f")]
+    assert got == expected
+
+
+def test_window_zero_is_the_whole_session():
+    got = _pairs([["a", "b", "c", "d", "e", "f", "g"]], window=0)
+    assert len(got) == 7 * 6
+    assert Counter(got)[("g", "a")] == 1
+
+
+def test_shrunk_windows_are_a_subset_within_the_window():
+    session = [f"i{k:02d}" for k in range(40)]
+    got = _pairs([session], window=3)
+    assert all(0 < abs(int(i[1:]) - int(o[1:])) <= 3 for i, o in got)
+    full = _pairs([session], window=3, shrink_window=False)
+    assert set(got) < set(full) and len(got) < len(full)
+
+
+def test_long_sessions_are_not_truncated():
+    session = [f"i{k}" for k in range(12_000)]
+    got = _pairs([session], batch_size=4096, window=1, shrink_window=False)
+    assert len(got) == 2 * (12_000 - 1)
+    assert ("i11998", "i11999") in set(got)
+
+
+def test_subsampling_follows_word2vec_formula():
+    sessions = [["pop"] * 98 + ["r1", "r2"]] * 10
+    config = TrainConfig(sample=0.01, progress=False)
+    corpus = Corpus(sessions)
+    maker = BatchMaker(config, corpus.vocab, 4, 256, 4, 2)
+    threshold = 0.01 * 1000
+    pop = (np.sqrt(980 / threshold) + 1) * threshold / 980
+    assert maker.keep.tolist() == pytest.approx([pop, 1.0, 1.0])
+
+
+def test_negatives_follow_unigram_to_the_power():
+    corpus = Corpus([["a"] * 16 + ["b"]])
+    for exponent, p_b in ((0.75, 1 / (16**0.75 + 1)), (0.0, 0.5), (-1.0, 1 / (1 / 16 + 1))):
+        maker = BatchMaker(TrainConfig(ns_exponent=exponent), corpus.vocab, 4, 256, 4, 2)
+        assert np.diff(maker.neg_cum, prepend=0).tolist() == pytest.approx([1 - p_b, p_b])
+
+
+def test_reads_a_sessions_dir_in_streamed_chunks(tmp_path):
+    sessions = [["x", "y", "z"], ["y", "y2"], ["z", "x", "q"]]
+    write_sessions_dir(tmp_path / "s", sessions, shards=2)
+    from_dir = Corpus(tmp_path / "s", min_count=2)
+    assert from_dir.vocab.item_ids == ["x", "y", "z"]  # y2 and q are under min_count
+    assert from_dir.sessions == 3 and from_dir.raw_tokens == 6
+    tokens = np.concatenate([t for t, _ in from_dir.chunks()])
+    lengths = np.concatenate([n for _, n in from_dir.chunks()])
+    assert tokens.tolist() == [0, 1, 2, 1, 2, 0] and lengths.tolist() == [3, 1, 2]
+    from_list = Corpus(sessions, min_count=2)
+    assert from_list.vocab.digest() == from_dir.vocab.digest()
