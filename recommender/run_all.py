@@ -49,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pin2vec run",
         description="Run every stage: sessionize -> time split -> train -> index -> evaluate. "
-        "With no options it runs on data_samples/ into ./pin2vec-out/ using the training "
-        "settings `pin2vec tune` found for the samples (data_samples/train_config.json). "
+        "With no options it runs on data_samples/ into ./pin2vec-out/ with the training "
+        "settings chosen for the samples (data_samples/train_config.json). "
         "Unknown options go to `pin2vec sessionize` (e.g. --session-gap, --actions, --runner).",
     )
     p.add_argument("--input", action="append",

@@ -30,7 +30,7 @@ def test_run_writes_every_stage(run_dir):
     for stage in ("sessions", "train_sessions", "test_sessions", "model", "index"):
         assert (run_dir / stage / "manifest.json").is_file(), stage
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["kind"] == "run" and run["train_config"]["epochs"] == 40
+    assert run["kind"] == "run" and run["train_config"]["epochs"] == 20
     related = RelatedItems.load(run_dir / "index")
     assert len(related) > 2000
 
