@@ -6,13 +6,13 @@ See ``ARCHITECTURE.md``: ``sessions-*.parquet`` (``session_id``, ``user_id``, ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recommender.artifacts import read_manifest
+from recommender.artifacts import read_manifest, write_parquet
 from recommender.errors import ArtifactError
 
 SESSIONS_KIND = "sessions"
@@ -67,3 +67,20 @@ def read_item_counts(directory: str | Path) -> pa.Table:
     if not path.is_file():
         raise ArtifactError(f"{path} is missing")
     return pq.read_table(path)
+
+
+def write_item_counts(
+    directory: str | Path, engagements: Mapping[str, int], in_sessions: Mapping[str, int]
+) -> None:
+    """Write ``items.parquet`` (sorted by ``item_id``) from per-item engagement/session counts."""
+    ids = sorted(engagements)
+    write_parquet(
+        Path(directory) / "items.parquet",
+        pa.table(
+            {
+                "item_id": pa.array(ids, pa.string()),
+                "engagements": pa.array([engagements[i] for i in ids], pa.int64()),
+                "sessions": pa.array([in_sessions.get(i, 0) for i in ids], pa.int64()),
+            }
+        ),
+    )

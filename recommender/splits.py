@@ -20,10 +20,14 @@ from recommender.artifacts import (
     file_digest,
     prepare_output_dir,
     write_json,
-    write_parquet,
 )
 from recommender.errors import ConfigError, Pin2VecError
-from recommender.sessions import iter_session_batches, read_sessions_manifest, session_files
+from recommender.sessions import (
+    iter_session_batches,
+    read_sessions_manifest,
+    session_files,
+    write_item_counts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +116,7 @@ def time_split(
             path / "sessions-00000-of-00001.parquet"
         )
         engagements, in_sessions = counts[name]
-        ids = sorted(engagements)
-        write_parquet(
-            path / "items.parquet",
-            pa.table(
-                {
-                    "item_id": pa.array(ids, pa.string()),
-                    "engagements": pa.array([engagements[i] for i in ids], pa.int64()),
-                    "sessions": pa.array([in_sessions[i] for i in ids], pa.int64()),
-                }
-            ),
-        )
+        write_item_counts(path, engagements, in_sessions)
         write_json(
             path / "manifest.json",
             {
@@ -135,7 +129,7 @@ def time_split(
                           "source_digest": digest},
                 "counts": {
                     "sessions": n[name],
-                    "items": len(ids),
+                    "items": len(engagements),
                     "tokens": int(sum(engagements.values())),
                 },
             },

@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from recommender.artifacts import file_digest, save_npy, write_json, write_parquet
+from recommender.sessions import write_item_counts
 
 SESSION_SCHEMA = pa.schema(
     [
@@ -58,17 +59,7 @@ def write_sessions_dir(
         write_parquet(path / f"sessions-{i:05d}-of-{shards:05d}.parquet", part)
     engagements = Counter(item for s in sessions for item in s)
     in_sessions = Counter(item for s in sessions for item in set(s))
-    ids = sorted(engagements)
-    write_parquet(
-        path / "items.parquet",
-        pa.table(
-            {
-                "item_id": pa.array(ids, pa.string()),
-                "engagements": pa.array([engagements[i] for i in ids], pa.int64()),
-                "sessions": pa.array([in_sessions[i] for i in ids], pa.int64()),
-            }
-        ),
-    )
+    write_item_counts(path, engagements, in_sessions)
     tokens = sum(len(s) for s in sessions)
     write_json(
         path / "manifest.json",
@@ -83,7 +74,7 @@ def write_sessions_dir(
                 "rejected": {},
                 "filtered": {},
                 "sessions": n,
-                "items": len(ids),
+                "items": len(engagements),
                 "tokens": tokens,
             },
         },
