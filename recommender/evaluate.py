@@ -176,6 +176,30 @@ def evaluate(recommenders: list[Recommender], data: EvalData, k: int) -> list[Re
     return [score(rec, data.queries, data.targets, k, catalogue) for rec in recommenders]
 
 
+def leakage_warning(model_manifest: dict | None, sessions_dir, test_sessions_dir) -> str | None:
+    """A warning when the model was trained on the very sessions it is tested on."""
+    from recommender.artifacts import file_digest
+
+    source = (model_manifest or {}).get("source_digest")
+    if not source:
+        return None
+    tested = Path(test_sessions_dir or sessions_dir) / "manifest.json"
+    if source == file_digest(tested):
+        part = ("the test sessions" if test_sessions_dir
+                else "all of --sessions, test period included")
+        return (f"WARNING: the model was trained on {part}: these numbers are optimistic. Train on "
+                "the earlier part only (`pin2vec run` splits by time for you).")
+    return None
+
+
+def _model_manifest(index_dir) -> dict | None:
+    model_dir = read_manifest(index_dir, "index").get("model_dir")
+    try:
+        return read_manifest(model_dir, "model") if model_dir else None
+    except ArtifactError:
+        return None  # the model was moved or deleted: nothing to compare against
+
+
 def verdict(results: list[Result]) -> str:
     """One plain sentence on whether the model earns its keep against the baselines."""
     model, cooc, pop = results[0], results[1], results[2]
@@ -247,13 +271,19 @@ def main(argv: list[str] | None = None) -> int:
                 "with `pin2vec index --scoring ...` or evaluate --model DIR"
             )
         model = index_recommender(args.index)
+        model_manifest = _model_manifest(args.index)
     else:
         from recommender.train import Model
 
-        model = model_recommender(Model.load(args.model), args.scoring or "similar", args.k)
+        loaded = Model.load(args.model)
+        model_manifest = loaded.manifest
+        model = model_recommender(loaded, args.scoring or "similar", args.k)
+    leak = leakage_warning(model_manifest, args.sessions, args.test_sessions)
     data = load_eval_data(args.sessions, args.test_sessions, args.test_fraction, args.cooc_window)
     results = evaluate([model, *baselines(data.counter, args.k)], data, args.k)
     out = report(results, args.k)
+    if leak:
+        out["warning"] = leak
     if args.output:
         write_json(args.output, out)
     if args.json:
@@ -261,4 +291,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(format_table(results, args.k))
         print(out["verdict"])
+        if leak:
+            print(leak)
     return 0

@@ -138,3 +138,18 @@ def test_verdict_says_when_the_model_wins_and_when_it_loses():
     assert "beats co-occurrence (2.00x" in verdict([r("m", 0.2), r("c", 0.1), r("p", 0.01)])
     lose = verdict([r("m", 0.01), r("c", 0.1), r("p", 0.05)])
     assert lose.startswith("WARNING") and "not even beat most-popular" in lose
+
+
+def test_leakage_warning_when_the_model_saw_the_test_sessions(tmp_path):
+    from factories import digest
+
+    from recommender.evaluate import leakage_warning
+
+    src = _five_sessions(tmp_path)
+    time_split(src, tmp_path / "train", tmp_path / "test", test_fraction=0.4)
+    assert leakage_warning({"source_digest": digest(tmp_path / "train")}, tmp_path / "train",
+                           tmp_path / "test") is None
+    assert "test sessions" in leakage_warning({"source_digest": digest(tmp_path / "test")},
+                                              tmp_path / "train", tmp_path / "test")
+    assert "test period included" in leakage_warning({"source_digest": digest(src)}, src, None)
+    assert leakage_warning({"source_digest": None}, src, None) is None
