@@ -12,8 +12,9 @@ import numpy as np
 BLOCK_BYTES = 128 << 20  # score-matrix block: 128 MiB of float32 at a time
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` with every vector (last axis) scaled to unit length; zero vectors stay zero."""
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norms, np.float32(1e-12))
 
 
@@ -95,7 +96,7 @@ def exact_neighbors(
     if not (np.isfinite(queries).all() and np.isfinite(items).all()):
         raise ValueError("queries and items must be finite (found NaN or inf)")
     if metric == "cosine":
-        queries, items = _unit(queries), _unit(items)
+        queries, items = unit_rows(queries), unit_rows(items)
     excl = None if exclude_self_rows is None else np.asarray(exclude_self_rows, dtype=np.int64)
     if excl is not None and excl.shape != (n,):
         raise ValueError(f"exclude_self_rows must have shape ({n},), got {excl.shape}")

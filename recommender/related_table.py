@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from recommender.artifacts import save_npy, write_parquet
 from recommender.errors import Pin2VecError
+from recommender.exact import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +58,6 @@ class TableSpec:
 def batch_ranges(n_items: int, batch_size: int) -> list[tuple[int, int]]:
     """Half-open row ranges ``[start, end)`` covering ``n_items`` in batches of ``batch_size``."""
     return [(s, min(s + batch_size, n_items)) for s in range(0, n_items, batch_size)]
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, np.float32(1e-12))
 
 
 class TableQuerier:
@@ -103,7 +99,7 @@ class TableQuerier:
         q = np.asarray(self.queries[start:end], dtype=np.float32)
         cand = np.asarray(self.items[np.where(valid, nbrs, 0)], dtype=np.float32)
         if self.spec.metric == "angular":
-            q, cand = _unit(q), _unit(cand)
+            q, cand = unit_rows(q), unit_rows(cand)
         scores = np.einsum("bd,bkd->bk", q, cand).astype(np.float32)
         scores[~valid] = -np.inf
         # Best first; equal scores by row id; padding (-inf for the sort) last.

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from recommender.artifacts import prepare_output_dir, write_json, write_parquet
 from recommender.errors import ConfigError
 from recommender.evaluate import baselines, evaluate, load_eval_data, model_recommender
+from recommender.exact import unit_rows
 from recommender.sessions import read_sessions_manifest
 from recommender.splits import time_split
 
@@ -93,7 +94,7 @@ def mean_cosine(vectors, pairs: int = 4096, seed: int = 0) -> float:
     Such embeddings can still rank well, but their scores are squeezed towards 1; the leaderboard
     shows it so that a user can prefer a close runner-up with informative scores.
     """
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(vectors)
     rng = np.random.default_rng(seed)
     i, j = rng.integers(len(unit), size=(2, pairs))
     keep = i != j
