@@ -199,9 +199,12 @@ class BatchMaker:
         neg_w *= pos_w[..., None] * np.float32(self.negative / s)
         out_rows = np.concatenate([padded, neg.reshape(-1)])
         # A row's load: one per use as a positive, negative/S per example of the group per draw
-        # as a negative. Only the negative updates are capped (see _scale).
+        # as a negative. Only the negative updates are capped (see _scale), and the cap counts
+        # in full draws (b * negative / S each): a row drawn once is never scaled down, else
+        # every negative push would shrink and the vectors drift towards one shared direction.
         neg_load = np.repeat(pos_w.sum(axis=1) * (self.negative / s), s)
-        out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]))
+        out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]),
+                                self.cap * b * self.negative / s)
         neg_scale = out_scale[g * b:].reshape(g, s)
         return padded, neg, pos_w, neg_w, self._flat(out_rows), neg_scale
 
@@ -217,18 +220,19 @@ class BatchMaker:
         out += np.arange(width, dtype=np.int64)
         return out.reshape(-1)
 
-    def _scale(self, rows: np.ndarray, load: np.ndarray) -> np.ndarray:
+    def _scale(self, rows: np.ndarray, load: np.ndarray, cap: float) -> np.ndarray:
         """Per-entry factor ``min(1, cap / total load of its row in this batch)``.
 
         A popular item is drawn as a negative for many examples of one batch, and the sum of
         their pushes, all computed from the same stale weights, overshoots where word2vec's
         one-by-one updates would saturate (large batches then diverge). Capping its negative
-        update at ``cap`` examples' worth keeps them stable and leaves other rows exact.
+        update at ``cap`` (examples' worth; the caller passes the config's cap in draws times
+        one draw's weight) keeps them stable and leaves other rows exact.
         """
-        if not self.cap:
+        if not cap:
             return np.ones(len(rows), dtype=np.float32)
         total = np.bincount(rows, weights=load, minlength=self.vocab_size)[rows]
-        return np.minimum(1.0, self.cap / np.maximum(total, 1e-12)).astype(np.float32)
+        return np.minimum(1.0, cap / np.maximum(total, 1e-12)).astype(np.float32)
 
     def _sgns(self, inp, out, rng, lr) -> Batch:
         examples = len(inp)

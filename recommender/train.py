@@ -9,7 +9,7 @@ scatter indices; :mod:`recommender.corpus`) is prepared ahead in a producer thre
 calling thread does the float math as matrix products (:mod:`recommender.sgns`); numpy releases
 the GIL in both. Examples in a group share negatives (weighted so the expected gradient is
 word2vec's), and the negative-sampling update a row takes from one batch is capped at
-``row_update_cap`` examples' worth, which keeps large batches stable on very popular items.
+``row_update_cap`` draws' worth, which keeps large batches stable on very popular items.
 Like gensim, terms scored beyond ``max_exp`` (6) on the wrong side are skipped.
 
 Reproducibility: every random draw comes from a generator seeded with ``(seed, epoch, chunk)``
@@ -56,8 +56,10 @@ class TrainConfig:
 
     The last four fields belong to the batched numpy algorithm. ``row_update_cap`` bounds the
     negative-sampling update one row (a popular item, drawn as a negative for many examples of a
-    batch) takes from a single batch, in examples' worth: the summed pushes, all computed from
-    the same stale weights, overshoot where word2vec's one-by-one updates saturate.
+    batch) takes from a single batch, in shared-negative draws (one draw carries
+    ``group_size * negative / shared_negatives`` examples' worth, so a row drawn once is never
+    scaled): the summed pushes, all computed from the same stale weights, overshoot where
+    word2vec's one-by-one updates saturate.
     """
 
     architecture: str = "skipgram"  # "skipgram" (predict context from item) or "cbow"
@@ -75,8 +77,8 @@ class TrainConfig:
     workers: int = 2  # 1 = one thread; >= 2 prepares batches in a 2nd thread (same result)
     batch_size: int | None = None  # pairs per minibatch; None = by corpus size, 256..8192
     group_size: int = 64  # examples that share one set of negatives
-    shared_negatives: int = 16  # negatives drawn per group, each weighted negative / this
-    row_update_cap: float = 16.0  # max examples' worth of negative update per row & batch
+    shared_negatives: int = 8  # negatives drawn per group, each weighted negative / this
+    row_update_cap: float = 1.0  # max draws' worth of negative update per row & batch
     max_exp: float = 6.0  # skip terms scored beyond ±this on the wrong side, like gensim; 0 = off
     progress: bool = True  # tqdm progress bar
 
