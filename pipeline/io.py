@@ -65,6 +65,15 @@ class RawBatch:
     rejects: list = field(default_factory=list)
 
 
+def is_utf8(value: bytes) -> bool:
+    """Whether ``value`` decodes as UTF-8 (an undecodable field is a ``bad_encoding`` reject)."""
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
 def column_map(config: SessionizeConfig) -> dict[str, str]:
     """Canonical column name -> the input's column name, for the columns this run reads."""
     spec = {"user": config.user_column, "item": config.item_column, "time": config.time_column}

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline._beam import FileSystems
-from pipeline.io import InputFile, RawBatch
+from pipeline.io import InputFile, RawBatch, is_utf8
 
 CHUNK_BYTES = 16 << 20
 
@@ -158,7 +158,7 @@ class _CsvChunks:
                 columns[s] = col.cast(pa.string())
             except pa.ArrowInvalid:
                 values = col.to_pylist()
-                ok = np.array([_utf8(v) for v in values], dtype=bool)
+                ok = np.array([is_utf8(v) for v in values], dtype=bool)
                 undecodable |= ~ok
                 columns[s] = pa.array([v.decode() if k else "" for v, k in zip(values, ok)])
         if undecodable.any():
@@ -228,14 +228,6 @@ class _CsvChunks:
     def _emit(self, values, line_numbers, rejects) -> RawBatch:
         columns = {s: pa.array(v, pa.string()) for s, v in zip(self.used, values)}
         return self._batch(columns, line_numbers, rejects)
-
-
-def _utf8(value) -> bool:
-    try:
-        value.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def _encodable(text: str) -> bool:

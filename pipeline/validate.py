@@ -56,7 +56,7 @@ import pyarrow.compute as pc
 
 from pipeline._beam import beam
 from pipeline.coders import RawBatchCoder  # noqa: F401  (registers the Arrow coders)
-from pipeline.io import RawBatch, column_map
+from pipeline.io import RawBatch, column_map, is_utf8
 from pipeline.options import SessionizeConfig
 from pipeline.timeparse import parse_times
 
@@ -94,7 +94,7 @@ def normalize_ids(values: pa.Array | pa.ChunkedArray):
             values = values.cast(pa.string())
         except pa.ArrowInvalid:
             raw = values.to_pylist()
-            bad_encoding = np.array([v is not None and not _utf8(v) for v in raw], dtype=bool)
+            bad_encoding = np.array([v is not None and not is_utf8(v) for v in raw], dtype=bool)
             values = pa.array([None if b or v is None else v.decode() for v, b in
                                zip(raw, bad_encoding)], pa.string())
     elif pa.types.is_integer(t):
@@ -107,14 +107,6 @@ def normalize_ids(values: pa.Array | pa.ChunkedArray):
     values = pc.utf8_trim_whitespace(values.cast(pa.string()))
     missing = np.asarray(pc.or_kleene(values.is_null(), pc.equal(values, "")).fill_null(True))
     return values, missing & ~bad_type & ~bad_encoding, bad_type, bad_encoding
-
-
-def _utf8(value: bytes) -> bool:
-    try:
-        value.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
 
 
 def _jsonable(value):

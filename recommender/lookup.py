@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from recommender.artifacts import read_manifest
 from recommender.errors import ArtifactError
+from recommender.exact import unit_rows
 
 _RAISE = object()  # default for ``default=``: unknown ids raise KeyError
 POPULAR = "popular"
@@ -204,7 +205,7 @@ class RelatedItems:
             return self._fallback(list(item_ids), k, [*exclude, *item_ids], default)
         pos, rows = (np.array(x) for x in zip(*known))
         vecs = np.asarray(self._vectors[rows], dtype=np.float64)
-        vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        vecs = unit_rows(vecs)
         weights = 0.5 ** ((n - 1 - pos) / half_life)
         query = (weights[:, None] * vecs).sum(axis=0) / weights.sum()
         skip = set(rows.tolist()) | {self._rows[i] for i in exclude if i in self._rows}
