@@ -17,7 +17,7 @@ import json
 import pyarrow as pa
 
 from pipeline._beam import beam
-from pipeline.io import RawBatch
+from pipeline.io.base import RawBatch
 
 
 def table_to_bytes(table: pa.Table) -> bytes:

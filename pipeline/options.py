@@ -1,7 +1,7 @@
 """Options of ``pin2vec sessionize`` / ``python -m pipeline``: Beam flags and a validated config.
 
-:class:`SessionizeOptions` declares the flags (names fixed by ARCHITECTURE.md) so that Beam accepts
-them beside its own (``--runner``, ``--direct_num_workers``, Dataflow flags ...);
+:class:`SessionizeOptions` declares the flags (names fixed by docs/architecture.md) so that Beam
+accepts them beside its own (``--runner``, ``--direct_num_workers``, Dataflow flags ...);
 :class:`SessionizeConfig` is the frozen, validated form every transform is built from.
 """
 
@@ -12,7 +12,7 @@ import difflib
 from dataclasses import asdict, dataclass
 
 from pipeline._beam import beam
-from recommender.errors import ConfigError
+from recommender.core.errors import ConfigError
 
 PipelineOptions = beam.options.pipeline_options.PipelineOptions
 _BeamArgumentParser = beam.options.pipeline_options._BeamArgumentParser
@@ -82,7 +82,7 @@ class SessionizeOptions(PipelineOptions):
 
 @dataclass(frozen=True)
 class SessionizeConfig:
-    """Everything the sessionize pipeline needs, validated (see ARCHITECTURE.md, SESSIONS dir)."""
+    """Everything the sessionize pipeline needs, validated (docs/architecture.md, SESSIONS dir)."""
 
     inputs: tuple[str, ...]
     output: str

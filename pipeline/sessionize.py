@@ -1,6 +1,6 @@
 """Events -> sessions, vectorised per user-hash bucket.
 
-Session rule (ARCHITECTURE.md): per user, events sorted by time (ties keep input order: file,
+Session rule (docs/architecture.md): per user, events sorted by time (ties keep input order: file,
 then line), a new session starts when the gap to the previous event exceeds ``--session-gap`` --
 a gap of exactly the limit stays in the session. With ``--session-column`` a session is instead
 every event of one user with one session value. In order:

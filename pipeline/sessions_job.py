@@ -20,14 +20,14 @@ import sys
 import tempfile
 
 from pipeline._beam import FileSystems, beam
-from pipeline.io import ReadEvents, check_columns, expand_inputs
+from pipeline.io.read import ReadEvents, check_columns, expand_inputs
 from pipeline.options import SessionizeConfig, build_parser, check_beam_args, config_from_args
 from pipeline.runner import make_pipeline
 from pipeline.sessionize import SESSION_SCHEMA, Sessionize
 from pipeline.sinks import COUNTS_FILE, WriteSessionsDir, shard_name, write_table, write_text
 from pipeline.validate import FILTER_REASONS, REJECT_REASONS, ValidateEvents
-from recommender.artifacts import MANIFEST, prepare_output_dir, write_json
-from recommender.errors import ArtifactError, Pin2VecError
+from recommender.core.artifacts import MANIFEST, prepare_output_dir, write_json
+from recommender.core.errors import ArtifactError, Pin2VecError
 
 logger = logging.getLogger(__name__)
 PipelineOptions = beam.options.pipeline_options.PipelineOptions
@@ -41,7 +41,7 @@ def default_buckets(options) -> int:
     return max(8, 4 * workers)
 
 
-_MARKER = "pin2vec: "  # prefix of Pin2VecErrors raised inside the pipeline (see pipeline.io)
+_MARKER = "pin2vec: "  # prefix of Pin2VecErrors raised inside the pipeline (see pipeline.io.read)
 
 # Lines Beam's multi-processing SDK workers print to the inherited stderr on every run.
 _WORKER_NOISE = re.compile(
@@ -179,7 +179,7 @@ def run(argv: list[str] | None = None) -> dict:
 
     Raises
     ------
-    recommender.errors.Pin2VecError
+    recommender.core.errors.Pin2VecError
         For problems the user can fix (options, inputs, columns, output directory), before the
         pipeline starts where possible.
     """
@@ -247,9 +247,3 @@ def main(argv: list[str] | None = None) -> int:
     manifest = run(argv)
     print(manifest["options"]["output"] if manifest["options"]["quiet"] else summary(manifest))
     return 0
-
-
-if __name__ == "__main__":
-    from recommender.cli import main as cli_main
-
-    sys.exit(cli_main(["sessionize", *sys.argv[1:]]))

@@ -1,11 +1,14 @@
 """Beam fan-out of the related-item table for catalogues too big for one machine's patience.
 
-``'RelatedTable' >> RelatedTable(spec, n_items, batch_size, shard_dir)`` turns a handful of row
+``'RelatedTable' >> RelatedTable(spec, make_querier, ranges, shard_dir)`` turns a handful of row
 ranges (not one element per item) into query work: a ``Reshuffle`` spreads the ranges over workers,
-each worker loads (memory-maps) the Annoy index once in ``DoFn.setup`` and runs the same
-:class:`recommender.related_table.TableQuerier` as the in-process engine on its ranges, writing one
-pair of ``.npy`` shards per range through ``apache_beam.io.filesystems``. The launcher then gathers
-the shards into the [V, K] table; writing a shard twice (a retried bundle) writes the same bytes.
+each worker builds its querier once in ``DoFn.setup`` (``make_querier(spec)``: the index stage
+passes :class:`recommender.index.table.TableQuerier`, which memory-maps the Annoy index) and runs it
+on its ranges, writing one pair of ``.npy`` shards per range through
+``apache_beam.io.filesystems``. The job knows nothing of the index format: it only moves row
+ranges, paths and arrays, so this package depends on the foundation alone. The launcher then
+gathers the shards into the [V, K] table; writing a shard twice (a retried bundle) writes the same
+bytes.
 
 Paths in the spec may be local files or any Beam filesystem URL (``gs://...``): workers copy
 remote files to local scratch space before memory-mapping them, since Annoy needs a local file.
@@ -17,7 +20,7 @@ import io
 import logging
 import os
 import tempfile
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import apache_beam as beam
 import numpy as np
@@ -26,8 +29,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from pipeline.runner import is_local, make_pipeline
-from recommender.errors import ArtifactError
-from recommender.related_table import TableQuerier, TableSpec, batch_ranges
+from recommender.core.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +66,18 @@ def _read_npy(path: str) -> np.ndarray:
 class QueryRanges(beam.DoFn):
     """(start, end) -> the table rows of that range, written as two shard files."""
 
-    def __init__(self, spec: TableSpec, shard_dir: str):
-        self.spec = spec
+    def __init__(self, spec, make_querier, shard_dir: str):
+        self.spec, self.make_querier = spec, make_querier
         self.shard_dir = shard_dir
         self.items = Metrics.counter("related_table", "items_queried")
         self.shards = Metrics.counter("related_table", "shards_written")
 
     def setup(self):
         self._scratch = tempfile.mkdtemp(prefix="pin2vec-table-")
-        spec = replace(
-            self.spec,
-            ann_path=_localize(self.spec.ann_path, self._scratch),
-            query_path=_localize(self.spec.query_path, self._scratch),
-            item_path=_localize(self.spec.item_path, self._scratch),
-        )
-        self._querier = TableQuerier(spec)  # Annoy load() mmaps: one page-cache copy per machine
+        # Every ``*_path`` field of the spec, copied to local scratch when it is remote.
+        local = {f.name: _localize(getattr(self.spec, f.name), self._scratch)
+                 for f in fields(self.spec) if f.name.endswith("_path")}
+        self._querier = self.make_querier(replace(self.spec, **local))
 
     def process(self, bounds):
         start, end = bounds
@@ -99,25 +98,26 @@ class QueryRanges(beam.DoFn):
 class RelatedTable(beam.PTransform):
     """PBegin -> PCollection of the (start, end) ranges whose shards have been written."""
 
-    def __init__(self, spec: TableSpec, n_items: int, batch_size: int, shard_dir: str):
+    def __init__(self, spec, make_querier, ranges: list[tuple[int, int]], shard_dir: str):
         super().__init__()
-        self.spec, self.n_items, self.batch_size = spec, n_items, batch_size
+        self.spec, self.make_querier, self.ranges = spec, make_querier, ranges
         self.shard_dir = shard_dir
 
     def expand(self, pbegin):
         return (
             pbegin
-            | "Ranges" >> beam.Create(batch_ranges(self.n_items, self.batch_size))
+            | "Ranges" >> beam.Create(self.ranges)
             | "Spread" >> beam.Reshuffle()
-            | "Query" >> beam.ParDo(QueryRanges(self.spec, self.shard_dir))
+            | "Query" >> beam.ParDo(QueryRanges(self.spec, self.make_querier, self.shard_dir))
         )
 
 
-def gather(shard_dir: str, n_items: int, batch_size: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+def gather(shard_dir: str, ranges: list[tuple[int, int]], k: int) -> tuple[np.ndarray, np.ndarray]:
     """Assemble the shards of every range into (neighbours int32 [V, K], scores float32 [V, K])."""
+    n_items = max((end for _, end in ranges), default=0)
     nbrs = np.empty((n_items, k), dtype=np.int32)
     scores = np.empty((n_items, k), dtype=np.float32)
-    for start, end in batch_ranges(n_items, batch_size):
+    for start, end in ranges:
         nb_path, sc_path = shard_paths(shard_dir, start, end)
         try:
             nb, sc = _read_npy(nb_path), _read_npy(sc_path)
@@ -130,9 +130,12 @@ def gather(shard_dir: str, n_items: int, batch_size: int, k: int) -> tuple[np.nd
 
 
 def compute_table_beam(
-    spec: TableSpec, n_items: int, batch_size: int, work_dir, beam_args: list[str]
+    spec, make_querier, ranges: list[tuple[int, int]], work_dir, beam_args: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run the Beam pipeline with ``beam_args`` and return the gathered table.
+
+    ``spec`` is a dataclass with a ``k`` field; ``make_querier(spec).query(start, end)`` returns
+    the (neighbours, scores) rows of ``[start, end)``.
 
     Shards go to ``work_dir/.table-shards`` (any Beam filesystem path) and are removed afterwards.
     A local run without ``--direct_num_workers`` uses one worker process per core.
@@ -147,9 +150,9 @@ def compute_table_beam(
         # Locally, one process per core (the in-memory default would use one core for hours).
         direct.direct_num_workers = os.cpu_count() or 1
         direct.direct_running_mode = "multi_processing"
-    log.info("computing the related table for %d items with Beam (%s)", n_items, beam_args)
+    log.info("computing the related table for %d ranges with Beam (%s)", len(ranges), beam_args)
     with make_pipeline(options) as p:
-        _ = p | "RelatedTable" >> RelatedTable(spec, n_items, batch_size, shard_dir)
-    table = gather(shard_dir, n_items, batch_size, spec.k)
+        _ = p | "RelatedTable" >> RelatedTable(spec, make_querier, ranges, shard_dir)
+    table = gather(shard_dir, ranges, spec.k)
     FileSystems.delete([shard_dir])
     return table

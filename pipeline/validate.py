@@ -56,7 +56,7 @@ import pyarrow.compute as pc
 
 from pipeline._beam import beam
 from pipeline.coders import RawBatchCoder  # noqa: F401  (registers the Arrow coders)
-from pipeline.io import RawBatch, column_map, is_utf8
+from pipeline.io.base import RawBatch, column_map, is_utf8
 from pipeline.options import SessionizeConfig
 from pipeline.timeparse import parse_times
 

@@ -22,9 +22,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recommender.artifacts import read_manifest
-from recommender.errors import ArtifactError
-from recommender.exact import unit_rows
+from recommender.core.artifacts import read_manifest
+from recommender.core.errors import ArtifactError
+from recommender.core.vectors import unit_rows
 
 _RAISE = object()  # default for ``default=``: unknown ids raise KeyError
 POPULAR = "popular"
@@ -301,10 +301,3 @@ def _load_npy(path: Path, dtype, shape: tuple[int, ...]) -> np.ndarray:
             " in C order"
         )
     return np.asarray(array)  # plain ndarray over the same mapping: cheaper to index
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``pin2vec related --index DIR ITEM [ITEM ...]`` (see :mod:`recommender.lookup_cli`)."""
-    from recommender.lookup_cli import main as cli_main
-
-    return cli_main(argv)

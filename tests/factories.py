@@ -1,7 +1,7 @@
 """Build tiny SESSIONS and MODEL directories straight from Python values.
 
 Tests of a stage use these instead of running the stage before it, so each stage is tested
-against the directory contract in ARCHITECTURE.md rather than against another stage's code.
+against the directory contract in docs/architecture.md rather than against another stage's code.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from recommender.artifacts import file_digest, save_npy, write_json, write_parquet
-from recommender.sessions import write_item_counts
+from recommender.core.artifacts import file_digest, save_npy, write_json, write_parquet
+from recommender.core.sessions import write_item_counts
 
 SESSION_SCHEMA = pa.schema(
     [

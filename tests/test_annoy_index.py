@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from recommender import cli
-from recommender.annoy_index import IndexConfig, auto_trees, build_index, exact_neighbors, recall
-from recommender.errors import ArtifactError, ConfigError
-from recommender.related_table import TableSpec, compute_table
+from recommender.core.errors import ArtifactError, ConfigError
+from recommender.index.build import IndexConfig, auto_trees, build_index, exact_neighbors, recall
+from recommender.index.table import TableSpec, compute_table
 from tests.factories import digest, write_model_dir
 
 QUIET = dict(progress=False, recall_sample=100)

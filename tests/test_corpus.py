@@ -5,9 +5,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from recommender.corpus import BatchMaker, Corpus
-from recommender.errors import TrainingError
-from recommender.train import TrainConfig
+from recommender.core.errors import TrainingError
+from recommender.train.corpus import BatchMaker, Corpus
+from recommender.train.trainer import TrainConfig
 from tests.factories import write_sessions_dir
 
 

@@ -6,9 +6,10 @@ import pyarrow as pa
 import pytest
 from factories import write_sessions_dir
 
-from recommender.baselines import counter_from_sessions
-from recommender.errors import ConfigError, Pin2VecError
-from recommender.evaluate import (
+from recommender.core.errors import ConfigError, Pin2VecError
+from recommender.core.sessions import iter_sessions, read_item_counts, read_sessions_manifest
+from recommender.evaluate.baselines import counter_from_sessions
+from recommender.evaluate.next_item import (
     Recommender,
     Result,
     evaluate,
@@ -17,8 +18,7 @@ from recommender.evaluate import (
     score,
     verdict,
 )
-from recommender.sessions import iter_sessions, read_item_counts, read_sessions_manifest
-from recommender.splits import time_split
+from recommender.evaluate.splits import time_split
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -122,7 +122,7 @@ def test_evaluate_ranks_a_perfect_model_first(tmp_path):
     partner = {f"x{i}": f"y{i}" for i in range(1, 4)} | {f"y{i}": f"x{i}" for i in range(1, 4)}
     table = np.array([[pos[partner[x]]] for x in data.counter.item_ids], np.int32)
     oracle = Recommender("oracle", ids, lambda rows: table[rows])
-    from recommender.evaluate import baselines
+    from recommender.evaluate.next_item import baselines
 
     results = evaluate([oracle, *baselines(data.counter, 1)], data, k=1)
     # most-popular: all counts tie, so the order is first appearance (x1, y1, ...): x1 -> y1 hits,
@@ -143,7 +143,7 @@ def test_verdict_says_when_the_model_wins_and_when_it_loses():
 def test_leakage_warning_when_the_model_saw_the_test_sessions(tmp_path):
     from factories import digest
 
-    from recommender.evaluate import leakage_warning
+    from recommender.evaluate.next_item import leakage_warning
 
     src = _five_sessions(tmp_path)
     time_split(src, tmp_path / "train", tmp_path / "test", test_fraction=0.4)

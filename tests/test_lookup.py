@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from recommender import RelatedItems, cli
-from recommender.annoy_index import IndexConfig, build_index
-from recommender.errors import ArtifactError
+from recommender.core.errors import ArtifactError
+from recommender.index.build import IndexConfig, build_index
 from tests.factories import write_model_dir
 
 ANGLES = [0, 10, 30, 90, 180]  # a..e on the unit circle: cosine = cos(angle difference)

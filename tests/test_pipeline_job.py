@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.job import main, run
+from pipeline.sessions_job import main, run
 from pipeline.validate import FILTER_REASONS, REJECT_REASONS
-from recommender.errors import Pin2VecError
-from recommender.sessions import read_item_counts, read_sessions_table
+from recommender.core.errors import Pin2VecError
+from recommender.core.sessions import read_item_counts, read_sessions_table
 
 SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
 T0 = 1_700_000_000  # 2023-11-14T22:13:20Z
@@ -163,14 +163,14 @@ def test_data_samples_end_to_end(tmp_path):
 
 
 def test_a_file_failing_inside_the_pipeline_is_one_clear_error(tmp_path, monkeypatch):
-    import pipeline.io
+    import pipeline.io.read
 
     inputs = write_mixed(tmp_path)
 
     def broken(split, spec, config):
         raise OSError("corrupt footer")
 
-    monkeypatch.setattr(pipeline.io, "read_split", broken)
+    monkeypatch.setattr(pipeline.io.read, "read_split", broken)
     with pytest.raises(Pin2VecError, match=r"^cannot read .*a\.parquet: corrupt footer$"):
         run(["--input", inputs[0], "--output", str(tmp_path / "out"), "--quiet"])
     assert not (tmp_path / "out" / "manifest.json").exists()

@@ -12,10 +12,11 @@ from apache_beam.testing.test_pipeline import TestPipeline as BeamTestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipeline._beam import beam
-from pipeline.io import InputFile, RawBatch, ReadEvents, Split, read_split
+from pipeline.io.base import InputFile, RawBatch
+from pipeline.io.read import ReadEvents, Split, read_split
+from pipeline.io.text import read_csv
 from pipeline.options import SessionizeConfig
 from pipeline.sinks import merge_counts
-from pipeline.textio import read_csv
 from pipeline.timeparse import parse_times
 from pipeline.validate import REJECT_REASONS, ValidateEvents, validate_batch
 

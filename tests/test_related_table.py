@@ -6,9 +6,15 @@ import numpy as np
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipeline.related_table import RelatedTable, gather
-from recommender.annoy_index import IndexConfig, build_index
-from recommender.related_table import TableSpec, batch_ranges, compute_table, write_table
+from pipeline.table_job import RelatedTable, gather
+from recommender.index.build import IndexConfig, build_index
+from recommender.index.table import (
+    TableQuerier,
+    TableSpec,
+    batch_ranges,
+    compute_table,
+    write_table,
+)
 from tests.factories import write_model_dir
 
 N, DIM, K, BATCH = 250, 8, 6, 40
@@ -35,9 +41,10 @@ def test_composite_writes_one_shard_per_range_equal_to_in_process(tmp_path):
     shards = tmp_path / "shards"
     shards.mkdir()
     with test_pipeline.TestPipeline() as p:
-        done = p | "RelatedTable" >> RelatedTable(spec, N, BATCH, str(shards))
+        done = p | "RelatedTable" >> RelatedTable(spec, TableQuerier, batch_ranges(N, BATCH),
+                                                  str(shards))
         assert_that(done, equal_to(batch_ranges(N, BATCH)))
-    beam_nbrs, beam_scores = gather(str(shards), N, BATCH, K)
+    beam_nbrs, beam_scores = gather(str(shards), batch_ranges(N, BATCH), K)
     nbrs, scores = compute_table(spec, N, BATCH, n_jobs=1, progress=False)
     assert np.array_equal(beam_nbrs, nbrs) and np.array_equal(beam_scores, scores)
     assert len(list(shards.iterdir())) == 2 * len(batch_ranges(N, BATCH))

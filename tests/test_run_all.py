@@ -9,8 +9,8 @@ import pytest
 from factories import write_sessions_dir
 
 from recommender.cli import main as cli
+from recommender.evaluate.tune import SPACE, TuneConfig, propose, tune
 from recommender.lookup import RelatedItems
-from recommender.tune import SPACE, TuneConfig, propose, tune
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 
@@ -91,7 +91,7 @@ def test_tune_writes_leaderboard_best_model_and_index(tmp_path):
 def test_propose_starts_from_defaults_and_never_repeats():
     import random
 
-    from recommender.train import TrainConfig
+    from recommender.train.trainer import TrainConfig
 
     rng, seen = random.Random(0), set()
     first = propose(0, 10, None, rng, seen)
@@ -103,9 +103,16 @@ def test_propose_starts_from_defaults_and_never_repeats():
 
 
 def test_tune_config_validation():
-    from recommender.errors import ConfigError
+    from recommender.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="trials"):
         TuneConfig(trials=0)
     with pytest.raises(ConfigError, match="test fraction"):
         TuneConfig(test_fraction=1.0)
+
+
+def test_samples_are_found_beside_the_checkout_from_any_directory(tmp_path, monkeypatch):
+    from recommender.cli.run import find_samples
+
+    monkeypatch.chdir(tmp_path)
+    assert find_samples() == Path(__file__).resolve().parents[1] / "data_samples"

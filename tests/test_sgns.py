@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recommender.sgns import (
+from recommender.train.sgns import (
     Batch,
     _flat_rows,
     apply_cbow_batch,

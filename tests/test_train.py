@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from recommender import cli
-from recommender.artifacts import file_digest
-from recommender.errors import ArtifactError, ConfigError, TrainingError
-from recommender.model import Model, read_word2vec_text
-from recommender.train import TrainConfig, main, train
+from recommender.cli.train import main
+from recommender.core.artifacts import file_digest
+from recommender.core.errors import ArtifactError, ConfigError, TrainingError
+from recommender.train.model import Model, read_word2vec_text
+from recommender.train.trainer import TrainConfig, train
 from tests.factories import write_sessions_dir
 
 QUICK = dict(dim=16, epochs=3, progress=False)
@@ -111,7 +112,7 @@ def test_resume_after_kill_9_in_a_subprocess(tmp_path):
     sessions = write_sessions_dir(tmp_path / "s", planted())
     script = textwrap.dedent(f"""
         import os, signal
-        from recommender.train import TrainConfig, train
+        from recommender.train.trainer import TrainConfig, train
         def kill(epoch, loss, model):
             if epoch == 2:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -211,7 +212,7 @@ def test_negative_and_zero_ns_exponent_are_allowed():
 
 
 def test_nan_loss_stops_with_advice(monkeypatch):
-    monkeypatch.setattr("recommender.train.apply_sgns_batch", lambda *a: float("nan"))
+    monkeypatch.setattr("recommender.train.trainer.apply_sgns_batch", lambda *a: float("nan"))
     with pytest.raises(TrainingError, match="lower --alpha"):
         train(planted(), TrainConfig(**QUICK))
 
@@ -239,7 +240,7 @@ def test_cli_writes_model_dir(tmp_path, capsys):
 def test_config_from_args_layers_defaults_base_and_flags():
     import argparse
 
-    from recommender.train import add_config_arguments, config_from_args
+    from recommender.cli.train import add_config_arguments, config_from_args
 
     p = argparse.ArgumentParser()
     add_config_arguments(p)

@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline._beam import FileSystems
-from pipeline.io import InputFile, RawBatch
-from pipeline.textio import _text, iter_lines
+from pipeline.io.base import InputFile, RawBatch
+from pipeline.io.text import _text, iter_lines
 
 _FAST_TYPES = (pa.types.is_string, pa.types.is_integer, pa.types.is_null)
 

@@ -17,15 +17,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import coders  # noqa: F401  (registers the RawBatch / Table coders)
 from pipeline._beam import CompressionTypes, FileSystems, beam
+from pipeline.io import jsonl, text
+from pipeline.io.base import InputFile, RawBatch, column_map
 from pipeline.options import SessionizeConfig
-from recommender.errors import ConfigError, Pin2VecError
+from recommender.core.errors import ConfigError, Pin2VecError
 
 logger = logging.getLogger(__name__)
 
@@ -37,51 +40,12 @@ ROWS_PER_SPLIT = 1_000_000  # Parquet row groups are bundled into splits of abou
 
 
 @dataclass(frozen=True)
-class InputFile:
-    """One matched input file and how to read it."""
-
-    index: int  # position in the sorted list of inputs: orders ties and names rejected-*.jsonl
-    path: str
-    format: str  # parquet | csv | jsonl
-    delimiter: str = ","
-
-
-@dataclass(frozen=True)
 class Split:
     """A unit of reading work: a whole file, or a range of a Parquet file's row groups."""
 
     file: InputFile
     row_groups: tuple[int, ...] | None = None
     first_row: int = 0
-
-
-@dataclass
-class RawBatch:
-    """Records as read: canonical columns + ``line``; ``rejects`` are (line, reason, record)."""
-
-    file_index: int
-    path: str
-    table: pa.Table
-    rejects: list = field(default_factory=list)
-
-
-def is_utf8(value: bytes) -> bool:
-    """Whether ``value`` decodes as UTF-8 (an undecodable field is a ``bad_encoding`` reject)."""
-    try:
-        value.decode("utf-8")
-        return True
-    except UnicodeDecodeError:
-        return False
-
-
-def column_map(config: SessionizeConfig) -> dict[str, str]:
-    """Canonical column name -> the input's column name, for the columns this run reads."""
-    spec = {"user": config.user_column, "item": config.item_column, "time": config.time_column}
-    if config.actions is not None:
-        spec["action"] = config.action_column
-    if config.session_column:
-        spec["session"] = config.session_column
-    return spec
 
 
 def detect_format(path: str, forced: str = "auto") -> tuple[str, str]:
@@ -139,13 +103,11 @@ def file_columns(file: InputFile, config: SessionizeConfig) -> list[str] | None:
             with FileSystems.open(file.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 return list(pq.ParquetFile(f).schema_arrow.names)
         with FileSystems.open(file.path) as f:
-            from pipeline.textio import iter_lines, parse_header
-
             if file.format == "csv":
                 header = f.readline()
-                return parse_header(header, file.delimiter) if header.strip() else None
+                return text.parse_header(header, file.delimiter) if header.strip() else None
             keys: dict[str, None] = {}
-            for _, line in zip(range(1000), iter_lines(f)):
+            for _, line in zip(range(1000), text.iter_lines(f)):
                 try:
                     obj = json.loads(line)
                 except ValueError:
@@ -161,11 +123,9 @@ def file_columns(file: InputFile, config: SessionizeConfig) -> list[str] | None:
 
 def _check_width(file: InputFile, columns) -> None:
     """Warn when a headerless file's first line does not have as many fields as --columns."""
-    from pipeline.textio import parse_header
-
     with FileSystems.open(file.path) as f:
         first = f.readline()
-    fields = len(parse_header(first, file.delimiter)) if first.strip() else len(columns)
+    fields = len(text.parse_header(first, file.delimiter)) if first.strip() else len(columns)
     if fields != len(columns):
         logger.warning("%s: --columns names %d fields but its first line has %d; rows of another "
                        "width are rejected (short_row/long_row)", file.path, len(columns), fields)
@@ -228,12 +188,10 @@ def read_parquet(split: Split, spec: dict[str, str], batch_size: int):
 
 def read_split(split: Split, spec: dict[str, str], config: SessionizeConfig):
     """RawBatches of any split, by its file's format."""
-    from pipeline import jsonl, textio
-
     if split.file.format == "parquet":
         return read_parquet(split, spec, config.batch_size)
     if split.file.format == "csv":
-        return textio.read_csv(split.file, spec, config)
+        return text.read_csv(split.file, spec, config)
     return jsonl.read_jsonl(split.file, spec, config.batch_size)
 
 
@@ -260,8 +218,6 @@ class ReadEvents(beam.PTransform):
 
     def expand(self, files):
         batch_size = self.config.batch_size
-        from pipeline import coders  # noqa: F401  (registers the RawBatch / Table coders)
-
         return (
             files
             | "PlanSplits" >> beam.FlatMap(plan_splits, batch_size)

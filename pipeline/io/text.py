@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline._beam import FileSystems
-from pipeline.io import InputFile, RawBatch, is_utf8
+from pipeline.io.base import InputFile, RawBatch, is_utf8
 
 CHUNK_BYTES = 16 << 20
 

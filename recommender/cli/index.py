@@ -1,4 +1,4 @@
-"""``pin2vec index``: flags -> :class:`~recommender.annoy_index.IndexConfig` -> ``build_index``.
+"""``pin2vec index``: flags -> :class:`~recommender.index.build.IndexConfig` -> ``build_index``.
 
 Options this parser does not know are Beam pipeline options (``--runner``,
 ``--direct_num_workers``, ``--direct_running_mode``, ...), used when the table is computed by the
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from recommender.annoy_index import METRICS, IndexConfig, build_index
+from recommender.index.build import METRICS, IndexConfig, build_index
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """``pin2vec``: one command, one sub-command per stage.
 
-Each sub-command lives beside the code it drives and exposes ``main(argv) -> int`` with its own
-argparse parser, so ``pin2vec train --help`` and ``python -m recommender.train --help`` agree. This
-module only dispatches, and turns :class:`~recommender.errors.Pin2VecError` into one clear line and
-exit status 2 instead of a traceback.
+Each sub-command is a thin module of this package (sessionize's is the Beam job's own entry point,
+:mod:`pipeline.sessions_job`) exposing ``main(argv) -> int`` with its own argparse parser. This
+module only dispatches, and turns :class:`~recommender.core.errors.Pin2VecError` into one clear
+line and exit status 2 instead of a traceback.
 """
 
 from __future__ import annotations
@@ -13,17 +13,17 @@ import logging
 import os
 import sys
 
-from recommender.errors import Pin2VecError
+from recommender.core.errors import Pin2VecError
 
 # name -> (module with main(argv), one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "sessionize": ("pipeline.job", "engagement logs -> SESSIONS dir (Apache Beam)"),
-    "train": ("recommender.train", "SESSIONS dir -> MODEL dir (skip-gram / CBOW, numpy)"),
-    "index": ("recommender.annoy_index", "MODEL dir -> INDEX dir (Annoy + related-item tables)"),
-    "related": ("recommender.lookup", "look up related items in an INDEX dir"),
-    "evaluate": ("recommender.evaluate", "next-item HR/MRR/NDCG vs popular and co-occurrence"),
-    "tune": ("recommender.tune", "search hyperparameters by validation HR@K"),
-    "run": ("recommender.run_all", "sessionize -> train -> index -> evaluate in one go"),
+    "sessionize": ("pipeline.sessions_job", "engagement logs -> SESSIONS dir (Apache Beam)"),
+    "train": ("recommender.cli.train", "SESSIONS dir -> MODEL dir (skip-gram / CBOW, numpy)"),
+    "index": ("recommender.cli.index", "MODEL dir -> INDEX dir (Annoy + related-item tables)"),
+    "related": ("recommender.cli.related", "look up related items in an INDEX dir"),
+    "evaluate": ("recommender.cli.evaluate", "next-item HR/MRR/NDCG vs popular and co-occurrence"),
+    "tune": ("recommender.cli.tune", "search hyperparameters by validation HR@K"),
+    "run": ("recommender.cli.run", "sessionize -> train -> index -> evaluate in one go"),
 }
 
 USAGE = "usage: pin2vec {" + ",".join(COMMANDS) + "} [options]   (pin2vec COMMAND --help)"

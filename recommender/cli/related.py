@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from recommender.errors import ArtifactError, ConfigError
+from recommender.core.errors import ArtifactError, ConfigError
 from recommender.lookup import RelatedItems
 
 

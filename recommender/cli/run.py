@@ -13,8 +13,8 @@ import logging
 import time
 from pathlib import Path
 
-from recommender.artifacts import write_json
-from recommender.errors import ArtifactError, ConfigError
+from recommender.core.artifacts import write_json
+from recommender.core.errors import ArtifactError, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ RUN_MARKER = "run.json"
 
 def find_samples() -> Path:
     """``data_samples/`` in the working directory, else the one beside this checkout."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
+    for base in (Path.cwd(), Path(__file__).resolve().parents[2]):
         if (base / "data_samples" / "events").is_dir():
             return base / "data_samples"
     raise ConfigError(
@@ -44,7 +44,7 @@ def _check_output(out: Path, overwrite: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from recommender.train import add_config_arguments
+    from recommender.cli.train import add_config_arguments
 
     p = argparse.ArgumentParser(
         prog="pin2vec run",
@@ -78,17 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     import json
 
-    from pipeline import job
-    from recommender.annoy_index import IndexConfig, build_index
-    from recommender.evaluate import (
+    from pipeline import sessions_job
+    from recommender.cli.train import config_from_args
+    from recommender.evaluate.next_item import (
         baselines,
         evaluate,
         index_recommender,
         load_eval_data,
         report,
     )
-    from recommender.splits import time_split
-    from recommender.train import config_from_args, train
+    from recommender.evaluate.splits import time_split
+    from recommender.index.build import IndexConfig, build_index
+    from recommender.train import train
 
     parser = build_parser()
     args, beam_and_pipeline = parser.parse_known_args(argv)
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     pipeline_argv += ["--output", str(out / "sessions"), "--overwrite", *beam_and_pipeline]
     if args.quiet:
         pipeline_argv.append("--quiet")
-    sessions = job.run(pipeline_argv)
+    sessions = sessions_job.run(pipeline_argv)
 
     print(f"[2/5] time split: latest {args.test_fraction:.0%} of sessions held out", flush=True)
     split = time_split(out / "sessions", out / "train_sessions", out / "test_sessions",
@@ -153,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(out, sessions, split, model, index, results, evaluation, args) -> None:
-    from recommender.evaluate import format_table
+    from recommender.cli.related import label, read_catalog
+    from recommender.evaluate.next_item import format_table
     from recommender.lookup import RelatedItems
-    from recommender.lookup_cli import label, read_catalog
 
     counts = sessions["counts"]
     rejected = sum(counts["rejected"].values())

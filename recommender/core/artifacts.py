@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recommender.errors import ArtifactError
+from recommender.core.errors import ArtifactError
 
 MANIFEST = "manifest.json"
 

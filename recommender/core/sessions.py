@@ -1,7 +1,7 @@
 """Read a SESSIONS directory (the pipeline's output) without loading it all into memory.
 
-See ``ARCHITECTURE.md``: ``sessions-*.parquet`` (``session_id``, ``user_id``, ``start``, ``end``,
-``items`` list<string>, ``length``), ``items.parquet`` and ``manifest.json``.
+See ``docs/architecture.md``: ``sessions-*.parquet`` (``session_id``, ``user_id``, ``start``,
+``end``, ``items`` list<string>, ``length``), ``items.parquet`` and ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recommender.artifacts import read_manifest, write_parquet
-from recommender.errors import ArtifactError
+from recommender.core.artifacts import read_manifest, write_parquet
+from recommender.core.errors import ArtifactError
 
 SESSIONS_KIND = "sessions"
 

@@ -16,13 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from recommender.artifacts import (
+from recommender.core.artifacts import (
     file_digest,
     prepare_output_dir,
     write_json,
 )
-from recommender.errors import ConfigError, Pin2VecError
-from recommender.sessions import (
+from recommender.core.errors import ConfigError, Pin2VecError
+from recommender.core.sessions import (
     iter_session_batches,
     read_sessions_manifest,
     session_files,

@@ -13,7 +13,6 @@ all of them and indexed, ready for ``RelatedItems.load(OUTPUT/index)``.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import random
@@ -26,12 +25,12 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
-from recommender.artifacts import prepare_output_dir, write_json, write_parquet
-from recommender.errors import ConfigError
-from recommender.evaluate import baselines, evaluate, load_eval_data, model_recommender
-from recommender.exact import unit_rows
-from recommender.sessions import read_sessions_manifest
-from recommender.splits import time_split
+from recommender.core.artifacts import prepare_output_dir, write_json, write_parquet
+from recommender.core.errors import ConfigError
+from recommender.core.sessions import read_sessions_manifest
+from recommender.core.vectors import unit_rows
+from recommender.evaluate.next_item import baselines, evaluate, load_eval_data, model_recommender
+from recommender.evaluate.splits import time_split
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ class TuneConfig:
 
 def propose(trial: int, trials: int, best: dict | None, rng: random.Random, seen: set) -> dict:
     """The settings for trial ``trial``: defaults, then random, then mutations of the best."""
-    from recommender.train import TrainConfig
+    from recommender.train.trainer import TrainConfig
 
     defaults = {name: getattr(TrainConfig(), name) for name in SPACE}
     for _ in range(100):
@@ -108,8 +107,8 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
     Writes ``leaderboard.parquet`` (one row per trial and scoring, best first), ``best.json``,
     ``model/`` and ``index/`` into ``output_dir`` and returns the content of ``best.json``.
     """
-    from recommender.annoy_index import IndexConfig, build_index
-    from recommender.train import TrainConfig, train
+    from recommender.index.build import IndexConfig, build_index
+    from recommender.train.trainer import TrainConfig, train
 
     read_sessions_manifest(sessions_dir)
     out = prepare_output_dir(output_dir, overwrite)
@@ -170,46 +169,3 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
     }
     write_json(out / "best.json", summary)
     return summary
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pin2vec tune",
-        description="Search window, negative, ns_exponent, sample, epochs, dim and scoring by "
-        "validation HR@K on a time split of the sessions; then train and index the best.",
-    )
-    p.add_argument("--sessions", required=True, help="SESSIONS dir (pipeline output)")
-    p.add_argument("--output", required=True,
-                   help="writes leaderboard.parquet, best.json, model/ and index/ here")
-    p.add_argument("--trials", type=int, default=20, help="training runs at most (default 20)")
-    p.add_argument("--time-budget", type=float, default=None,
-                   help="seconds; no new trial starts after this (default: none)")
-    p.add_argument("--k", type=int, default=10, help="optimise HR@K (default 10)")
-    p.add_argument("--test-fraction", type=float, default=0.2,
-                   help="latest share of sessions used for validation (default 0.2)")
-    p.add_argument("--seed", type=int, default=0, help="search and training seed (default 0)")
-    p.add_argument("--workers", type=int, default=2, help="trainer workers (default 2)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = TuneConfig(trials=args.trials, time_budget=args.time_budget, k=args.k,
-                        test_fraction=args.test_fraction, seed=args.seed, workers=args.workers,
-                        progress=not args.quiet)
-    summary = tune(args.sessions, args.output, config, overwrite=args.overwrite)
-    k, best = config.k, summary["best"]
-    print(f"best of {summary['trials']} trials: HR@{k} {best[f'hr@{k}']:.4f} "
-          f"({best['scoring']}), trial {best['trial']}")
-    for name, r in summary["baselines"].items():
-        print(f"  {name:<14} HR@{k} {r[f'hr@{k}']:.4f}")
-    cooc = summary["baselines"]["co-occurrence"][f"hr@{k}"]
-    if best[f"hr@{k}"] <= cooc:
-        print(f"WARNING: the best model does not beat co-occurrence on validation "
-              f"(HR@{k} {best[f'hr@{k}']:.4f} vs {cooc:.4f}); serve co-occurrence or add data.")
-    cfg = best["train_config"]
-    print("  " + " ".join(f"{n}={cfg[n]}" for n in SPACE))
-    print(f"wrote {args.output}/leaderboard.parquet, best.json, model/, index/")
-    return 0

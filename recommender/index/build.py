@@ -7,7 +7,7 @@ related items are the ones skip-gram predicts to appear next to it in a session 
 
 The table of every item's top-K is computed in-process (one process per core) or, above
 ``IndexConfig.beam_threshold`` items or with ``--beam``, by the Beam pipeline in
-``pipeline/related_table.py``; both give identical tables. The build then measures recall@10 of
+``pipeline/table_job.py``; both give identical tables. The build then measures recall@10 of
 the table against exact neighbours on a sample of items and records it in the manifest.
 """
 
@@ -25,8 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from recommender import related_table
-from recommender.artifacts import (
+from recommender.core.artifacts import (
     file_digest,
     prepare_output_dir,
     read_manifest,
@@ -34,10 +33,11 @@ from recommender.artifacts import (
     write_json,
     write_parquet,
 )
-from recommender.errors import ArtifactError, ConfigError
-from recommender.exact import exact_neighbors, recall
+from recommender.core.errors import ArtifactError, ConfigError
+from recommender.index import table as related_table
+from recommender.index.exact import exact_neighbors, recall
 
-__all__ = ["IndexConfig", "build_index", "exact_neighbors", "recall", "auto_trees", "main"]
+__all__ = ["IndexConfig", "build_index", "exact_neighbors", "recall", "auto_trees"]
 log = logging.getLogger(__name__)
 
 METRICS = {"similar": "angular", "complementary": "dot"}
@@ -165,7 +165,7 @@ def build_index(
     beam_args: list[str] | None = None,
     overwrite: bool = False,
 ) -> dict:
-    """Build the INDEX dir of ARCHITECTURE.md from a MODEL dir and return its manifest.
+    """Build the INDEX dir of docs/architecture.md from a MODEL dir and return its manifest.
 
     Files: ``items.ann``, ``items.parquet`` (row -> ``item_id``, ``count``), ``vectors.npy`` (the
     input vectors, for ``RelatedItems.vector`` and session queries), ``neighbors.npy`` int32 [V, K],
@@ -196,9 +196,11 @@ def build_index(
     )
     use_beam = n > config.beam_threshold if config.use_beam is None else config.use_beam
     if use_beam:
-        from pipeline.related_table import compute_table_beam
+        from pipeline.table_job import compute_table_beam
 
-        nbrs, scores = compute_table_beam(spec, n, config.batch_size, out, beam_args or [])
+        ranges = related_table.batch_ranges(n, config.batch_size)
+        nbrs, scores = compute_table_beam(spec, related_table.TableQuerier, ranges, out,
+                                          beam_args or [])
     else:
         nbrs, scores = related_table.compute_table(
             spec, n, config.batch_size, config.n_jobs, config.progress
@@ -265,10 +267,3 @@ def _measure_recall(
         metric="cosine" if config.scoring == "similar" else "dot", exclude_self_rows=rows,
     )
     return round(recall(nbrs[rows, :depth], exact), 4), size, depth
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``pin2vec index --model DIR --output DIR ...`` (see :mod:`recommender.index_cli`)."""
-    from recommender.index_cli import main as cli_main
-
-    return cli_main(argv)

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from recommender.core.vectors import unit_rows
+
 BLOCK_BYTES = 128 << 20  # score-matrix block: 128 MiB of float32 at a time
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    """``x`` with every vector (last axis) scaled to unit length; zero vectors stay zero."""
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, np.float32(1e-12))
 
 
 def _top_k(sc: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,7 +1,7 @@
 """The related-item table: query a built Annoy index for every item, batch by batch.
 
 Both table engines -- the in-process one here (one process per core) and the Beam fan-out in
-``pipeline/related_table.py`` -- call :class:`TableQuerier` on the same fixed row ranges from
+``pipeline/table_job.py`` -- call :class:`TableQuerier` on the same fixed row ranges from
 :func:`batch_ranges`, so they run the same Annoy queries and the same float arithmetic and produce
 byte-identical tables. Workers receive a :class:`TableSpec` (paths and numbers only), load the Annoy
 file themselves (Annoy's ``load`` memory-maps it, so every worker shares one copy in the page cache)
@@ -27,9 +27,9 @@ import numpy as np
 import pyarrow as pa
 from tqdm import tqdm
 
-from recommender.artifacts import save_npy, write_parquet
-from recommender.errors import Pin2VecError
-from recommender.exact import unit_rows
+from recommender.core.artifacts import save_npy, write_parquet
+from recommender.core.errors import Pin2VecError
+from recommender.core.vectors import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def compute_table(
 
     Annoy's Python binding holds the GIL while it searches (measured with annoy 1.17.3: two threads
     are no faster than one), so parallelism comes from worker processes that each load the
-    memory-mapped index. They are started as ``python -m recommender.related_table`` rather than
+    memory-mapped index. They are started as ``python -m recommender.index.table`` rather than
     through multiprocessing, so the caller's ``__main__`` is never re-imported and no thread state
     (BLAS, gRPC, tqdm) is forked.
     """
@@ -178,7 +178,7 @@ def compute_table(
         try:
             for chunk in np.array_split(np.arange(len(ranges)), workers):
                 start, end = ranges[chunk[0]][0], ranges[chunk[-1]][1]
-                cmd = [sys.executable, "-m", "recommender.related_table", str(shard_dir),
+                cmd = [sys.executable, "-m", "recommender.index.table", str(shard_dir),
                        str(start), str(end), str(batch_size)]
                 procs.append(subprocess.Popen(cmd))
             done = 0

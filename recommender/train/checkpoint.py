@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.artifacts import save_npy, write_json
-from recommender.errors import ArtifactError
+from recommender.core.artifacts import save_npy, write_json
+from recommender.core.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def load_checkpoint(out: Path, config, vocab, source_digest, neutral: tuple[str,
 
 def finished_model(out: Path, config, source_digest, overwrite: bool, neutral: tuple[str, ...]):
     """The finished model in ``out`` if it was trained like this; None if it may be replaced."""
-    from recommender.model import Model
+    from recommender.train.model import Model
 
     done = Model.load(out)
     saved = {k: v for k, v in (done.manifest.get("config") or {}).items() if k not in neutral}

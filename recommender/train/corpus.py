@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.compute as pc
 
-from recommender.errors import TrainingError
-from recommender.sessions import iter_session_batches
-from recommender.sgns import Batch, _lanes
+from recommender.core.errors import TrainingError
+from recommender.core.sessions import iter_session_batches
+from recommender.train.sgns import Batch, _lanes
 
 CHUNK_SESSIONS = 16_384  # sessions per chunk: one RNG stream and one tokenising call each
 PREFETCH_DEPTH = 4  # batches queued ahead of the float math
@@ -118,7 +118,7 @@ class Corpus:
 
 
 class BatchMaker:
-    """Turns chunks into :class:`~recommender.sgns.Batch` es for one architecture and config."""
+    """Turns chunks into :class:`~recommender.train.sgns.Batch` es for one architecture/config."""
 
     def __init__(self, config, vocab: Vocab, dim: int, batch_size: int, group: int, shared: int):
         self.cbow = config.architecture == "cbow"
@@ -209,7 +209,7 @@ class BatchMaker:
         return padded, neg, pos_w, neg_w, self._flat(out_rows), neg_scale
 
     def _flat(self, rows: np.ndarray) -> np.ndarray:
-        """:func:`~recommender.sgns._flat_rows` of ``rows``, in a recycled buffer."""
+        """:func:`~recommender.train.sgns._flat_rows` of ``rows``, in a recycled buffer."""
         width = self.dim // _lanes(self.dim)
         n = len(rows) * width
         slot = self._slot = (self._slot + 1) % _RING

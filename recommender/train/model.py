@@ -1,4 +1,4 @@
-"""A trained model: item vectors, their row order, and the MODEL directory (see ARCHITECTURE.md).
+"""A trained model: item vectors, their row order, and the MODEL dir (docs/architecture.md).
 
 ``vectors.npy`` and ``context_vectors.npy`` (float32 [V, d]), ``items.parquet`` (``item_id``,
 ``count``) and ``manifest.json`` (written last); optionally ``vectors.txt`` in the word2vec C text
@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from recommender.artifacts import (
+from recommender.core.artifacts import (
     MANIFEST,
     atomic_write,
     prepare_output_dir,
@@ -23,7 +23,7 @@ from recommender.artifacts import (
     write_json,
     write_parquet,
 )
-from recommender.errors import ArtifactError
+from recommender.core.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 
-from recommender.corpus import PREFETCH_DEPTH
+from recommender.train.corpus import PREFETCH_DEPTH
 
 
 def prefetch(items, threaded: bool, depth: int = PREFETCH_DEPTH):

@@ -93,7 +93,8 @@ def sgns_loss_grad(v, u_pos, u_neg, pos_weight, neg_weight, scale=1.0, neg_scale
     neg_scale : ndarray, shape (G, S), optional
         Factor applied to each negative row's summed update (not to the loss or the input side).
         The trainer uses it to cap how much one popular negative moves per batch (see
-        ``row_update_cap`` in :mod:`recommender.corpus`); None gives the exact scaled gradients.
+        ``row_update_cap`` in :mod:`recommender.train.corpus`); None gives the exact scaled
+        gradients.
 
     Returns
     -------

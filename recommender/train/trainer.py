@@ -1,13 +1,14 @@
 """Train item vectors with skip-gram or CBOW and negative sampling (Mikolov et al. 2013) in numpy.
 
-``train(source, config)`` reads a SESSIONS directory (streamed: memory grows with the catalogue, not
-the corpus) or in-memory sequences of item ids and returns a :class:`~recommender.model.Model`;
+``train(source, config)`` reads a SESSIONS directory (streamed: memory grows with the catalogue,
+not the corpus) or in-memory sequences of item ids and returns a
+:class:`~recommender.train.model.Model`;
 ``pin2vec train`` does the same from the command line and writes a MODEL directory.
 
 How it is fast: the integer work of a minibatch (subsampling, window pairs, shared negatives,
-scatter indices; :mod:`recommender.corpus`) is prepared ahead in a producer thread while the
-calling thread does the float math as matrix products (:mod:`recommender.sgns`); numpy releases
-the GIL in both. Examples in a group share negatives (weighted so the expected gradient is
+scatter indices; :mod:`recommender.train.corpus`) is prepared ahead in a producer thread while the
+calling thread does the float math as matrix products (:mod:`recommender.train.sgns`); numpy
+releases the GIL in both. Examples in a group share negatives (weighted so the expected gradient is
 word2vec's), and the negative-sampling update a row takes from one batch is capped at
 ``row_update_cap`` draws' worth, which keeps large batches stable on very popular items.
 Like gensim, terms scored beyond ``max_exp`` (6) on the wrong side are skipped.
@@ -21,7 +22,6 @@ run reproduce an uninterrupted one exactly.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import sys
@@ -32,20 +32,20 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.artifacts import file_digest, prepare_output_dir, read_manifest
-from recommender.checkpoint import (
+from recommender.core.artifacts import file_digest, prepare_output_dir, read_manifest
+from recommender.core.errors import ConfigError, TrainingError
+from recommender.train.checkpoint import (
     CHECKPOINT_DIR,
     finished_model,
     load_checkpoint,
     save_checkpoint,
 )
-from recommender.corpus import BatchMaker, Corpus
-from recommender.errors import ConfigError, TrainingError
-from recommender.model import Model, check_word2vec_ids
-from recommender.prefetch import prefetch
-from recommender.sgns import apply_cbow_batch, apply_sgns_batch
+from recommender.train.corpus import BatchMaker, Corpus
+from recommender.train.model import Model, check_word2vec_ids
+from recommender.train.prefetch import prefetch
+from recommender.train.sgns import apply_cbow_batch, apply_sgns_batch
 
-__all__ = ["TrainConfig", "Model", "train", "main", "add_config_arguments", "config_from_args"]
+__all__ = ["TrainConfig", "Model", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -273,89 +273,3 @@ def _progress(config: TrainConfig, total: int, initial: int):
 
     return tqdm(total=total, initial=initial, unit="word", unit_scale=True, desc="train",
                 smoothing=0.1)
-
-
-def add_config_arguments(p: argparse.ArgumentParser) -> None:
-    """Add the training flags (every :class:`TrainConfig` field but ``progress``) to ``p``.
-
-    Defaults are None so :func:`config_from_args` can tell given flags from omitted ones.
-    """
-    d = TrainConfig()
-    p.add_argument("--architecture", choices=["skipgram", "cbow"],
-                   help="skipgram predicts each context item from an item (default); cbow "
-                   "predicts an item from the mean of its context")
-    p.add_argument("--dim", type=int, help=f"vector size ({d.dim})")
-    p.add_argument("--window", type=int,
-                   help=f"max distance of a context item; 0 = the whole session ({d.window})")
-    p.add_argument("--no-shrink-window", action="store_true", default=None,
-                   help="use every pair in the window instead of word2vec's random shrinking")
-    p.add_argument("--negative", type=int, help=f"negative samples per example ({d.negative})")
-    p.add_argument("--ns-exponent", type=float,
-                   help="negatives drawn ~ count**x; 0 uniform, < 0 favours rare items "
-                   f"({d.ns_exponent})")
-    p.add_argument("--sample", type=float,
-                   help=f"subsampling threshold for frequent items, 0 disables ({d.sample:g})")
-    p.add_argument("--min-count", type=int, help=f"drop items seen fewer times ({d.min_count})")
-    p.add_argument("--epochs", type=int, help=f"passes over the sessions ({d.epochs})")
-    p.add_argument("--alpha", type=float, help=f"initial learning rate ({d.alpha})")
-    p.add_argument("--min-alpha", type=float,
-                   help=f"learning rate reached at the end, decaying linearly ({d.min_alpha})")
-    p.add_argument("--seed", type=int, help=f"random seed; same seed = same vectors ({d.seed})")
-    p.add_argument("--workers", type=int,
-                   help=f"threads: 1 = single thread, 2 = prepare batches while computing "
-                   f"({d.workers}); does not change the result")
-    p.add_argument("--batch-size", type=int,
-                   help="pairs per minibatch (default: tokens/32 within 256..8192); smaller is "
-                   "closer to word2vec's plain SGD, larger is faster")
-
-
-def config_from_args(args: argparse.Namespace, base: dict | None = None,
-                     progress: bool = True) -> TrainConfig:
-    """A :class:`TrainConfig` from defaults, then ``base`` (field names), then the given flags."""
-    defaults = TrainConfig().to_dict()
-    unknown = sorted(set(base or {}) - set(defaults))
-    if unknown:
-        raise ConfigError(f"unknown training settings {unknown}; known: {sorted(defaults)}")
-    values = {**defaults, **(base or {}), "progress": progress}
-    for name in values:
-        flag = getattr(args, name, None)
-        if flag is not None:
-            values[name] = flag
-    if getattr(args, "no_shrink_window", None):
-        values["shrink_window"] = False
-    return TrainConfig(**values)
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pin2vec train",
-        description="Learn item vectors from a SESSIONS dir with skip-gram/CBOW and negative "
-        "sampling; write a MODEL dir.")
-    p.add_argument("--sessions", required=True, help="SESSIONS dir written by pin2vec sessionize")
-    p.add_argument("--output", required=True, help="MODEL dir to write")
-    add_config_arguments(p)
-    p.add_argument("--export-word2vec", action="store_true",
-                   help="also write vectors.txt in the word2vec C text format (gensim reads it)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the checkpoint in --output after an interrupted run")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``pin2vec train``: SESSIONS dir -> MODEL dir. Returns the exit status."""
-    args = _parser().parse_args(argv)
-    config = config_from_args(args, progress=not args.quiet)
-    model = train(args.sessions, config, output_dir=args.output, resume=args.resume,
-                  overwrite=args.overwrite, export_word2vec=args.export_word2vec)
-    epochs = model.manifest.get("epochs") or [{}]
-    print(f"wrote {args.output}: {len(model.item_ids):,} items x {config.dim} dims, "
-          f"final loss {epochs[-1].get('loss', float('nan')):.4f}, "
-          f"{model.manifest.get('words_per_second') or 0:,.0f} words/s")
-    return 0
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    sys.exit(main())
