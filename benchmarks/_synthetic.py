@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from recommender.artifacts import save_npy, write_json, write_parquet
+from recommender.core.artifacts import save_npy, write_json, write_parquet
 
 
 def clustered(n: int, dim: int, per_cluster: int = 50, noise: float = 0.6, seed: int = 0):
@@ -28,7 +28,7 @@ def clustered(n: int, dim: int, per_cluster: int = 50, noise: float = 0.6, seed:
 
 
 def write_model(path: Path, vectors: np.ndarray, context: np.ndarray | None = None) -> Path:
-    """A MODEL dir per ARCHITECTURE.md around ``vectors`` (ids ``item_<row>``, Zipf-ish counts)."""
+    """A MODEL dir (docs/architecture.md) of ``vectors``: ids ``item_<row>``, Zipf-ish counts."""
     n = len(vectors)
     save_npy(path / "vectors.npy", vectors)
     save_npy(path / "context_vectors.npy", vectors if context is None else context)

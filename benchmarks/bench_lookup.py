@@ -36,7 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _synthetic import clustered, peak_rss_mib, write_model  # noqa: E402
 
-from recommender.annoy_index import IndexConfig, build_index  # noqa: E402
+from recommender.index.build import IndexConfig, build_index  # noqa: E402
 from recommender.lookup import RelatedItems  # noqa: E402
 
 

@@ -107,7 +107,7 @@ def _child(args) -> None:
         os.makedirs(args.out, exist_ok=True)
         sessions = reference(args.data, args.out)
     else:
-        from pipeline.job import run
+        from pipeline.sessions_job import run
 
         beam = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
         argv = ["--input", args.data, "--output", args.out, "--overwrite", "--quiet"]

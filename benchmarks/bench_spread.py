@@ -12,10 +12,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from recommender.evaluate import evaluate, load_eval_data, model_recommender
-from recommender.sessions import iter_sessions
-from recommender.train import TrainConfig, train
-from recommender.tune import mean_cosine
+from recommender.core.sessions import iter_sessions
+from recommender.evaluate.next_item import evaluate, load_eval_data, model_recommender
+from recommender.evaluate.tune import mean_cosine
+from recommender.train.trainer import TrainConfig, train
 
 SETTINGS = [
     dict(dim=128, window=2, negative=15, ns_exponent=0.25, sample=1e-4, epochs=40),

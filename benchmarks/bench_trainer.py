@@ -131,7 +131,7 @@ def run_one(args) -> dict:
         ids, vectors = model.wv.index_to_key, model.wv.vectors
         counts = [model.wv.get_vecattr(i, "count") for i in ids]
     else:
-        from recommender.train import TrainConfig, train
+        from recommender.train.trainer import TrainConfig, train
 
         config = TrainConfig(dim=args.dim, window=args.window, negative=args.negative,
                              sample=args.sample, epochs=args.epochs, alpha=args.alpha,
@@ -187,7 +187,7 @@ def memory_check(args) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from recommender.artifacts import write_json, write_parquet
+    from recommender.core.artifacts import write_json, write_parquet
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_mem_"))
     sessions_dir = workdir / "sessions"
@@ -225,7 +225,7 @@ def memory_check(args) -> None:
               f"{len(ids):,} items in {time.perf_counter() - t0:.0f}s", flush=True)
         del flat, lengths
     code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from bench_trainer import "
-            "peak_rss_mb; from recommender.train import TrainConfig, train; "
+            "peak_rss_mb; from recommender.train.trainer import TrainConfig, train; "
             "t = time.perf_counter(); "
             f"m = train({str(sessions_dir)!r}, TrainConfig(dim=64, epochs=1, progress=False)); "
             "print(len(m.item_ids), m.manifest['corpus']['tokens'], time.perf_counter() - t, "
