@@ -181,7 +181,7 @@ class RelatedItems:
         search_k: int | None = None,
         default=_RAISE,
     ) -> list[tuple[str, float]]:
-        """Items related to a live session (oldest item first), searched through the index's backend.
+        """Items related to a live session (oldest item first), found by the index's backend.
 
         The query is the weighted mean of the session items' unit-length input vectors, the item
         ``t`` places before the last weighted ``0.5 ** (t / half_life)``. Items of the session and

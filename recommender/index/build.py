@@ -1,4 +1,4 @@
-"""``pin2vec index``: MODEL dir -> INDEX dir (search backend + related-item tables + measured recall).
+"""``pin2vec index``: MODEL dir -> INDEX dir (search backend, related-item tables, recall@10).
 
 ``--scoring similar`` (default) ranks items by the cosine of their input vectors; ``--scoring
 complementary`` by the inner product of an item's input vector with the others' context vectors
@@ -342,8 +342,7 @@ def _exact_truth(vectors, items, sample, depth, config) -> np.ndarray | None:
 def _sample_recall(backend, vectors, items, sample, truth, depth, config) -> float:
     """Recall@depth on the sample of exactly what the table will hold for those rows."""
     queries = np.asarray(vectors[sample], dtype=np.float32)
-    found = backend.neighbors(queries, config.k, sample)
-    nbrs, _ = related_table.score_rows(queries, items, found, config.metric)
+    nbrs, _ = related_table.top_rows(backend, queries, items, sample, config.k, config.metric)
     return recall(nbrs[:, :depth], truth)
 
 

@@ -145,7 +145,7 @@ def exact_neighbors(
     items = np.asarray(items, dtype=np.float32)
     if queries.ndim != 2 or items.ndim != 2 or queries.shape[1] != items.shape[1]:
         raise ValueError(f"shapes {queries.shape} and {items.shape} are not [n, d] and [V, d]")
-    n, v = len(queries), len(items)
+    n = len(queries)
     if not (np.isfinite(queries).all() and np.isfinite(items).all()):
         raise ValueError("queries and items must be finite (found NaN or inf)")
     if metric == "cosine":

@@ -90,6 +90,14 @@ def score_rows(queries: np.ndarray, items: np.ndarray, nbrs: np.ndarray, metric:
     return nbrs, scores
 
 
+def top_rows(backend, queries, items, rows, k: int, metric: str):
+    """The table rows of items ``rows`` (with input vectors ``queries``): the backend's
+    candidates (``k`` plus its overfetch), re-scored exactly, best ``k`` kept."""
+    found = backend.neighbors(queries, k + backend.overfetch, rows)
+    nbrs, scores = score_rows(queries, items, found, metric)
+    return np.ascontiguousarray(nbrs[:, :k]), np.ascontiguousarray(scores[:, :k])
+
+
 class TableQuerier:
     """Opens the backend once (per process) and answers :meth:`query` for row ranges.
 
@@ -118,8 +126,8 @@ class TableQuerier:
         internal rounding.
         """
         queries = np.asarray(self.queries[start:end], dtype=np.float32)
-        found = self.backend.neighbors(queries, self.spec.k, np.arange(start, end))
-        return score_rows(queries, self.items, found, self.spec.metric)
+        return top_rows(self.backend, queries, self.items, np.arange(start, end), self.spec.k,
+                        self.spec.metric)
 
 
 def compute_table(

@@ -26,6 +26,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     file_name: ClassVar[str | None] = None  # the file it keeps in the INDEX dir (None: no file)
+    # Candidates fetched beyond K for the table: the exact re-scoring then picks the best K, so an
+    # approximate backend's near-ties and small misorderings at the K-th place cost nothing.
+    overfetch: ClassVar[int] = 2
 
     def __init__(self, items: np.ndarray, metric: str, settings: dict):
         if metric not in METRICS:

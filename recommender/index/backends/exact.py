@@ -17,6 +17,7 @@ from recommender.index.exact import top_k_dot
 class ExactBackend(Backend):
     name = "exact"
     file_name = None
+    overfetch = 0  # exact: the top K is the top K, ties already to the lower row
 
     def __init__(self, items, metric, settings):
         super().__init__(items, metric, settings)
