@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from recommender.core.artifacts import save_npy, write_parquet
 from recommender.core.vectors import unit_rows
+from recommender.index.exact import one_blas_thread
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,8 @@ def compute_table(
         nbrs[start:end], scores[start:end] = querier.query(start, end)
         return end - start
 
-    with tqdm(total=n_items, desc="related table", unit="item", disable=not progress) as bar:
+    bar = tqdm(total=n_items, desc="related table", unit="item", disable=not progress)
+    with bar, one_blas_thread():
         if workers == 1:
             for bounds in ranges:
                 bar.update(run(bounds))
