@@ -271,8 +271,6 @@ class _SessionSearch:
     def __init__(self, path: Path, manifest: dict, backend: str, metric: str, vectors, n, dim):
         self.path, self.manifest, self.name = path, manifest, backend
         self.metric = {"angular": "cosine", "dot": "dot"}.get(metric)
-        if self.metric is None:
-            raise ArtifactError(f"{path / 'manifest.json'}: metric {metric!r} cannot be searched")
         self.items = vectors
         if self.metric == "dot" and (path / "context_vectors.npy").is_file():
             self.items = _load_npy(path / "context_vectors.npy", np.float32, (n, dim))
@@ -293,6 +291,9 @@ class _SessionSearch:
     def _open(self):
         from recommender.index.backends import get_backend
 
+        if self.metric is None:  # e.g. a count-based table: nothing to search a new vector in
+            raise ArtifactError(f"{self.path}: an index with metric "
+                                f"{self.manifest.get('metric')!r} cannot answer session queries")
         cls = get_backend(self.name)
         file = self.path / cls.file_name if cls.file_name else None
         settings = dict(self.manifest.get("backend_settings")
