@@ -27,14 +27,16 @@ def clustered(n: int, dim: int, per_cluster: int = 50, noise: float = 0.6, seed:
     return out
 
 
-def write_model(path: Path, vectors: np.ndarray, context: np.ndarray | None = None) -> Path:
-    """A MODEL dir (docs/architecture.md) of ``vectors``: ids ``item_<row>``, Zipf-ish counts."""
+def write_model(path: Path, vectors: np.ndarray, context: np.ndarray | None = None,
+                ids: list[str] | None = None) -> Path:
+    """A MODEL dir (docs/architecture.md) of ``vectors``: ids ``item_<row>`` (or ``ids``),
+    Zipf-ish counts."""
     n = len(vectors)
     save_npy(path / "vectors.npy", vectors)
     save_npy(path / "context_vectors.npy", vectors if context is None else context)
     counts = (1_000_000 / np.arange(1, n + 1)).astype(np.int64) + 1
     write_parquet(path / "items.parquet", pa.table({
-        "item_id": pa.array([f"item_{i}" for i in range(n)], pa.string()),
+        "item_id": pa.array(ids or [f"item_{i}" for i in range(n)], pa.string()),
         "count": pa.array(counts)}))
     write_json(path / "manifest.json", {"format_version": 1, "kind": "model", "vocab_size": n,
                                         "dim": int(vectors.shape[1]), "config": {"synthetic": True},

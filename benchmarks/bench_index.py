@@ -1,33 +1,38 @@
-"""Index build + related-table benchmark: Annoy (pin2vec index) vs exact brute force vs hnswlib.
+"""Index benchmark: every search backend side by side, on clustered and on *trained* vectors.
 
-For each catalogue size, on clustered synthetic vectors (benchmarks/_synthetic.py):
+For each vector set and each backend (``exact``, ``annoy``, ``hnsw``, and ``auto``'s choice),
+``build_index`` runs with the default ``--target-recall 0.95``: build, recall calibration, the K=20
+table for every item (in-process thread pool), and the recall check. Reported per row: wall-clock
+build / calibration / table / total seconds, CPU seconds of the process (all threads; less
+sensitive to other jobs sharing the machine), recall@10 of the finished table against exact
+neighbours on an independent sample of items (not the one the build calibrated on), the recall the
+backend's *default* settings reached before calibration, and the settings calibration ended at.
+Speed is a ratio against the exact backend in the same run.
 
-* ``pin2vec index``  -- ``build_index`` with default trees/search_k: Annoy build, the K=20 table for
-  every item (in-process engine, one process per core; ``--beam`` adds the Beam engine), recall@10
-  against exact neighbours on a sample;
-* ``exact``          -- blocked numpy matmul (``exact_neighbors``) for a sample of queries,
-  extrapolated to all items (the time the table would take without an index);
-* ``hnswlib``        -- HNSW (M=16, ef_construction=200, ef=``--hnsw-ef``), build + all-item
-  queries, if installed.
+Vector sets (``--sets``, comma separated):
 
-Speed is reported as a ratio against the exact brute-force time measured in the same run.
+* ``clustered:N``  -- N clustered synthetic vectors (benchmarks/_synthetic.py, dim ``--dim``);
+* ``dense:S``      -- skip-gram vectors (gensim, dim ``--dim``) trained on ``reallike.dense_log``
+  at scale S (1,682 * S items; a MovieLens-100k-shaped rating log, users' histories as sequences);
+* ``sparse:S``     -- the same on ``reallike.sparse_log`` at scale S (~6,700 * S items seen once
+  or twice each: mostly barely-trained vectors, the hardest case for tree-based ANN).
 
-Full run (about 25 minutes on 2 cores)::
+Trained MODEL dirs are cached in ``--workdir`` (generating and training takes minutes).
 
-    python benchmarks/bench_index.py --sizes 100000,1000000
+Examples::
 
-Quick run::
-
-    python benchmarks/bench_index.py --sizes 20000 --no-hnsw
+    python benchmarks/bench_index.py --sets clustered:100000,dense:12,sparse:10
+    python benchmarks/bench_index.py --sets clustered:1000000 --backends annoy,hnsw --repeats 1
+    python benchmarks/bench_index.py --sets clustered:20000 --repeats 3     # quick
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,130 +41,158 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _synthetic import clustered, peak_rss_mib, write_model  # noqa: E402
 
-from recommender.index.build import IndexConfig, build_index, exact_neighbors, recall  # noqa: E402
+from recommender.index.backends import available  # noqa: E402
+from recommender.index.build import (  # noqa: E402
+    IndexConfig,
+    RecallTargetError,
+    build_index,
+    exact_neighbors,
+    recall,
+)
 
 
 def _cpu_seconds() -> float:
-    """User + system CPU time of this process and its finished children (contention-proof)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _exact(vectors, sample_rows, k, n_jobs_note):
-    """Exact top-k of the sample (for recall) and the extrapolated all-items time."""
+def _trained(kind: str, scale: float, dim: int, work: Path) -> Path:
+    """MODEL dir of gensim skip-gram vectors trained on a real-shaped synthetic log (cached)."""
+    model = work / f"model-{kind}-{scale:g}-d{dim}"
+    if (model / "manifest.json").exists():
+        return model
+    import reallike
+    from gensim.models import Word2Vec
+
     started = time.perf_counter()
-    exact, _ = exact_neighbors(vectors[sample_rows], vectors, k, "cosine", sample_rows)
-    seconds = time.perf_counter() - started
-    return exact, seconds * len(vectors) / len(sample_rows)
+    data = reallike.dense_log(scale=scale) if kind == "dense" else reallike.sparse_log(scale=scale)
+    if kind == "dense":
+        sequences = reallike.user_sequences(data.events)
+    else:
+        sequences = reallike.session_sequences(data.events)[0]
+    print(f"{kind} log at scale {scale:g}: {data.events.num_rows:,} events, "
+          f"{len(sequences):,} sequences ({time.perf_counter() - started:.0f}s)", flush=True)
+    started = time.perf_counter()
+    w2v = Word2Vec(sequences, vector_size=dim, window=5, negative=5, sg=1, min_count=1,
+                   epochs=5, workers=2, seed=0)
+    ids = list(w2v.wv.index_to_key)
+    vectors = np.ascontiguousarray(w2v.wv.vectors, dtype=np.float32)
+    context = np.ascontiguousarray(w2v.syn1neg, dtype=np.float32)
+    print(f"trained {len(ids):,} item vectors in {time.perf_counter() - started:.0f}s", flush=True)
+    write_model(model, vectors, context, ids=ids)
+    return model
 
 
-def _hnsw(vectors, sample_rows, exact, k, ef, threads):
+def _vector_set(spec: str, dim: int, work: Path) -> tuple[str, Path]:
+    kind, _, size = spec.partition(":")
+    if kind == "clustered":
+        n = int(size)
+        path = work / f"model-clustered-{n}-d{dim}"
+        if not (path / "manifest.json").exists():
+            write_model(path, clustered(n, dim, noise=0.6, seed=1))
+        return f"clustered {n:,}", path
+    if kind in ("dense", "sparse"):
+        path = _trained(kind, float(size), dim, work)
+        return f"trained {kind} x{float(size):g}", path
+    raise SystemExit(f"unknown vector set {spec!r} (clustered:N, dense:SCALE, sparse:SCALE)")
+
+
+def _run(model: Path, out: Path, backend: str, args, sample, truth) -> dict:
+    config = IndexConfig(k=args.k, backend=backend, target_recall=args.target_recall,
+                         n_jobs=args.n_jobs, progress=False, use_beam=False)
+    cpu0, started = _cpu_seconds(), time.perf_counter()
     try:
-        import hnswlib
-    except ImportError:
-        return None
-    n, dim = vectors.shape
-    cpu0 = _cpu_seconds()
-    started = time.perf_counter()
-    index = hnswlib.Index(space="cosine", dim=dim)
-    index.init_index(max_elements=n, ef_construction=200, M=16, random_seed=0)
-    index.add_items(vectors, np.arange(n), num_threads=threads)
-    build = time.perf_counter() - started
-    index.set_ef(max(ef, k + 1))
-    started = time.perf_counter()
-    labels = np.empty((n, k + 1), dtype=np.int64)
-    for s in range(0, n, 100_000):  # bounded result buffers
-        labels[s : s + 100_000], _ = index.knn_query(vectors[s : s + 100_000], k=k + 1,
-                                                     num_threads=threads)
-    table = time.perf_counter() - started
-    rows = labels[sample_rows]
-    approx = np.array([[j for j in row if j != i][:10] for i, row in zip(sample_rows, rows)])
-    return build, table, recall(approx, exact[:, :10]), _cpu_seconds() - cpu0
+        m = build_index(model, out, config, overwrite=True)
+    except RecallTargetError as e:
+        return {"error": str(e), "total": time.perf_counter() - started}
+    total = time.perf_counter() - started
+    nbrs = np.load(out / "neighbors.npy", mmap_mode="r")
+    steps = m["calibration"]
+    return {
+        "backend": m["backend"],
+        "build": m["build_seconds"], "calibrate": m["calibrate_seconds"],
+        "table": m["table_seconds"], "total": total, "cpu": _cpu_seconds() - cpu0,
+        "recall": recall(np.asarray(nbrs[sample, :10]), truth),
+        "default_recall": steps[0]["recall"] if steps else None,
+        "settings": m["backend_settings"], "steps": len(steps),
+    }
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--sizes", default="100000,1000000", help="catalogue sizes, comma separated")
+    p.add_argument("--sets", default="clustered:100000,dense:12,sparse:10")
+    p.add_argument("--backends", default="exact,annoy,hnsw,auto")
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--k", type=int, default=20)
-    p.add_argument("--noise", type=float, default=0.6, help="cluster spread (see _synthetic.py)")
-    p.add_argument("--exact-sample", type=int, default=2000, help="queries timed for exact search")
-    p.add_argument("--recall-sample", type=int, default=1000)
-    p.add_argument("--trees", type=int, help="override the auto rule")
-    p.add_argument("--search-k", type=int, help="override the auto rule")
-    p.add_argument("--repeats", type=int, default=1, help="builds per size (median reported)")
-    p.add_argument("--beam", action="store_true", help="also time the Beam table engine")
-    p.add_argument("--no-hnsw", action="store_true")
-    p.add_argument("--hnsw-ef", type=int, default=100)
+    p.add_argument("--target-recall", type=float, default=0.95)
+    p.add_argument("--eval-sample", type=int, default=2000, help="items for the reported recall")
+    p.add_argument("--repeats", type=int, default=1, help="builds per backend (median reported)")
     p.add_argument("--n-jobs", type=int, default=-1)
-    p.add_argument("--workdir", help="where to write MODEL/INDEX dirs (default: a temp dir)")
+    p.add_argument("--workdir", default="/tmp/pin2vec-bench-index")
+    p.add_argument("--json", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
 
-    import os
-
-    threads = os.cpu_count() if args.n_jobs == -1 else args.n_jobs
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-index-"))
-    rows_out = []
-    for n in [int(s) for s in args.sizes.split(",")]:
-        print(f"\n== {n:,} items, dim {args.dim}, K={args.k}, noise {args.noise} ==", flush=True)
-        vectors = clustered(n, args.dim, noise=args.noise, seed=1)
-        model = write_model(work / f"model-{n}", vectors)
-        sample = np.sort(np.random.default_rng(0).choice(n, min(args.exact_sample, n), False))
-        cpu0 = _cpu_seconds()
-        exact, exact_seconds = _exact(vectors, sample, 10, threads)
-        exact_cpu = (_cpu_seconds() - cpu0) * n / len(sample)
-        print(f"exact brute force: {exact_seconds:.1f}s for all {n:,} items "
-              f"(extrapolated from {len(sample):,} queries)", flush=True)
-        engines = [("in-process", False)] + ([("beam", True)] if args.beam else [])
-        for name, use_beam in engines:
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for spec in args.sets.split(","):
+        name, model = _vector_set(spec, args.dim, work)
+        vectors = np.load(model / "vectors.npy", mmap_mode="r")
+        n = len(vectors)
+        # An evaluation sample independent of the build's calibration sample (seed 0).
+        sample = np.sort(np.random.default_rng(12345).choice(n, min(args.eval_sample, n), False))
+        truth, _ = exact_neighbors(np.asarray(vectors[sample]), vectors, 10, "cosine", sample,
+                                   n_jobs=args.n_jobs)
+        print(f"\n== {name}: {n:,} items, dim {vectors.shape[1]}, K={args.k} ==", flush=True)
+        for backend in args.backends.split(","):
+            if backend == "hnsw" and not available("hnsw"):
+                print("hnsw: hnswlib not installed, skipped")
+                continue
             runs = []
             for r in range(args.repeats):
-                config = IndexConfig(k=args.k, trees=args.trees, search_k=args.search_k,
-                                     use_beam=use_beam, recall_sample=args.recall_sample,
-                                     n_jobs=args.n_jobs, progress=False)
-                beam_args = ["--direct_num_workers", str(threads),
-                             "--direct_running_mode", "multi_processing"]
-                cpu0 = _cpu_seconds()
-                m = build_index(model, work / f"index-{n}-{name}", config, beam_args=beam_args,
-                                overwrite=True)
-                cpu = _cpu_seconds() - cpu0
-                nbrs = np.load(work / f"index-{n}-{name}" / "neighbors.npy", mmap_mode="r")
-                full_recall = recall(np.asarray(nbrs[sample, :10]), exact)
-                runs.append((m["build_seconds"], m["table_seconds"], full_recall, cpu))
-                print(f"annoy/{name} run {r + 1}: build {m['build_seconds']:.1f}s, table "
-                      f"{m['table_seconds']:.1f}s, CPU {cpu:.0f}s (all processes), "
-                      f"recall@10 {full_recall:.3f} "
-                      f"(manifest {m['recall_at_10']}), trees {m['trees']}, "
-                      f"search_k {m['search_k']}", flush=True)
-            build = statistics.median(x[0] for x in runs)
-            table = statistics.median(x[1] for x in runs)
-            cpu = statistics.median(x[3] for x in runs)
-            rows_out.append((n, f"annoy {name} (T={m['trees']}, sk={m['search_k']})", build,
-                             table, runs[0][2], exact_seconds, cpu))
-        if not args.no_hnsw:
-            got = _hnsw(vectors, sample, exact, args.k, args.hnsw_ef, threads)
-            if got:
-                rows_out.append((n, f"hnswlib (M=16, ef={args.hnsw_ef})", got[0], got[1], got[2],
-                                 exact_seconds, got[3]))
-                print(f"hnswlib: build {got[0]:.1f}s, table {got[1]:.1f}s, recall {got[2]:.3f}",
-                      flush=True)
-        rows_out.append((n, "exact numpy (extrapolated)", 0.0, exact_seconds, 1.0, exact_seconds,
-                         exact_cpu))
+                got = _run(model, work / f"index-{backend}", backend, args, sample, truth)
+                runs.append(got)
+                print(f"{backend} run {r + 1}: {json.dumps(got)}", flush=True)
+                if "error" in got:
+                    break
+            ok = [x for x in runs if "error" not in x]
+            if not ok:
+                rows.append((name, n, backend, runs[0]))
+                continue
+            med = {key: statistics.median(x[key] for x in ok)
+                   for key in ("build", "calibrate", "table", "total", "cpu")}
+            rows.append((name, n, backend, {**ok[0], **med, "runs": len(ok)}))
 
-    self_rss, child_rss = peak_rss_mib()
-    print(f"\nclustered vectors, dim {args.dim}, noise {args.noise}, K={args.k}, {threads} cores; "
-          f"peak RSS {self_rss:,.0f} MiB (largest child {child_rss:,.0f} MiB)")
-    print("wall-clock seconds; 'CPU s' = CPU time of all processes (does not grow when other "
-          "work shares the cores); 'vs exact' = exact wall time / total wall time")
-    head = f"{'items':>9}  {'method':<40} {'build s':>8} {'table s':>8} {'total s':>8} " \
-           f"{'CPU s':>8} {'recall@10':>9} {'vs exact':>9}"
+    self_rss, _ = peak_rss_mib()
+    print(f"\nK={args.k}, target recall {args.target_recall}, {args.n_jobs} jobs; wall seconds "
+          f"(median of {args.repeats}); 'CPU s' = CPU time of all threads; 'vs exact' = exact "
+          f"total / this total; recall@10 on {args.eval_sample} items not used for calibration; "
+          f"peak RSS {self_rss:,.0f} MiB")
+    head = (f"{'vectors':<20} {'items':>9} {'backend':<12} {'build':>6} {'calib':>6} "
+            f"{'table':>7} {'total':>7} {'CPU s':>7} {'recall':>6} {'dflt':>6} {'vs exact':>8}"
+            f"  settings")
     print(head)
     print("-" * len(head))
-    for n, name, build, table, rec, exact_seconds, cpu in rows_out:
-        total = build + table
-        print(f"{n:>9,}  {name:<40} {build:>8.1f} {table:>8.1f} {total:>8.1f} {cpu:>8.0f} "
-              f"{rec:>9.3f} {exact_seconds / total:>8.1f}x")
+    exact_total = {}
+    for name, n, backend, r in rows:
+        if backend == "exact" and "error" not in r:
+            exact_total[name] = r["total"]
+    for name, n, backend, r in rows:
+        if "error" in r:
+            print(f"{name:<20} {n:>9,} {backend:<12} stopped after {r['total']:.0f}s: "
+                  f"{r['error'][:120]}")
+            continue
+        label = backend if backend != "auto" else f"auto->{r['backend']}"
+        ratio = exact_total.get(name, float("nan")) / r["total"]
+        dflt = "" if r["default_recall"] is None else f"{r['default_recall']:.3f}"
+        settings = ",".join(f"{k}={v}" for k, v in r["settings"].items())
+        print(f"{name:<20} {n:>9,} {label:<12} {r['build']:>6.1f} {r['calibrate']:>6.1f} "
+              f"{r['table']:>7.1f} {r['total']:>7.1f} {r['cpu']:>7.0f} {r['recall']:>6.3f} "
+              f"{dflt:>6} {ratio:>7.1f}x  {settings}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([dict(vectors=a, items=b, backend=c, **d)
+                                               for a, b, c, d in rows], indent=1))
     return 0
 
 

@@ -6,7 +6,8 @@ Side by side, in the same run and on the same index:
 * ``related_many(100)``    -- the batch call, per item;
 * ``naive numpy row``      -- baseline: iterate the memory-mapped row as numpy scalars
   (what a straightforward implementation does);
-* ``related_to_session()`` -- a recency-weighted Annoy query (the only call that searches);
+* ``related_to_session()`` -- a recency-weighted query through the index's backend (the only call
+  that searches);
 * ``gensim most_similar``  -- exact brute force per call (what you pay without a table), if gensim
   is installed.
 
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
     p.add_argument("--calls", type=int, default=300_000, help="related() calls per run")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--index", help="reuse an INDEX dir instead of building one")
+    p.add_argument("--backend", default="auto", help="index backend when building one "
+                   "(related() never searches; related_to_session() searches with it)")
     args = p.parse_args(argv)
 
     if args.index:
@@ -77,7 +80,8 @@ def main(argv=None) -> int:
         work = Path(tempfile.mkdtemp(prefix="bench-lookup-"))
         print(f"building a {args.items:,}-item index in {work} ...", flush=True)
         model = write_model(work / "model", clustered(args.items, args.dim, seed=2))
-        build_index(model, work / "index", IndexConfig(progress=False, recall_sample=0))
+        build_index(model, work / "index", IndexConfig(progress=False, recall_sample=0,
+                                                       backend=args.backend))
         index_dir = work / "index"
     started = time.perf_counter()
     related = RelatedItems.load(index_dir)
@@ -132,7 +136,8 @@ def main(argv=None) -> int:
 
     base = rows[3][1]
     self_rss, _ = peak_rss_mib()
-    print(f"\n{n:,} items, dim {related._vectors.shape[1]}, K={related.k}, k={k}; "
+    print(f"\n{n:,} items, dim {related._vectors.shape[1]}, K={related.k}, k={k}, backend "
+          f"{related.manifest.get('backend', 'annoy')}; "
           f"load {load_seconds * 1000:.0f} ms; {args.calls:,} calls x {args.repeats} runs; "
           f"peak RSS {self_rss:,.0f} MiB")
     head = f"{'call':<34} {'calls/s':>12} {'p50 µs':>8} {'p99 µs':>8} {'vs naive':>9}"

@@ -75,8 +75,10 @@ class QueryRanges(beam.DoFn):
     def setup(self):
         self._scratch = tempfile.mkdtemp(prefix="pin2vec-table-")
         # Every ``*_path`` field of the spec, copied to local scratch when it is remote.
+        # (An empty path -- no ANN file for the exact backend -- stays empty.)
         local = {f.name: _localize(getattr(self.spec, f.name), self._scratch)
-                 for f in fields(self.spec) if f.name.endswith("_path")}
+                 for f in fields(self.spec)
+                 if f.name.endswith("_path") and getattr(self.spec, f.name)}
         self._querier = self.make_querier(replace(self.spec, **local))
 
     def process(self, bounds):

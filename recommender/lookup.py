@@ -1,19 +1,22 @@
 """``RelatedItems``: related-item lookups over an INDEX dir, and ``pin2vec related``.
 
 Build once, read many: :meth:`RelatedItems.load` memory-maps the precomputed table
-(``neighbors.npy``/``scores.npy``) and the Annoy file, so opening an index in many processes costs
+(``neighbors.npy``/``scores.npy``) and the vectors, so opening an index in many processes costs
 one page-cache copy of the data plus each process's id -> row dictionary. ``related()`` is a
 dictionary lookup, one slice of each memory-mapped row and a list comprehension -- no search.
-``related_to_session()`` is the one call that queries Annoy (a live session's vector is new).
+``related_to_session()`` is the one call that searches (a live session's vector is new): through
+the index's backend -- Annoy's memory-mapped file, the HNSW graph (loaded on first use), or exact
+search over the memory-mapped vectors when the index has no ANN file -- and re-scores the found
+items exactly, so scores mean the same whatever the backend.
 
-All methods only read, so one instance can be shared between threads. (Annoy's Python binding
-holds the GIL during a query; its maintainers describe concurrent queries as safe, spotify/annoy
-#260 and #332.)
+All methods only read, so one instance can be shared between threads (concurrent Annoy and
+hnswlib queries are safe; spotify/annoy #260 and #332).
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -36,7 +39,7 @@ class RelatedItems:
     Use :meth:`load`; the constructor is internal.
     """
 
-    def __init__(self, path, manifest, ids, counts, neighbors, scores, vectors, annoy):
+    def __init__(self, path, manifest, ids, counts, neighbors, scores, vectors, backend):
         self.path = Path(path)
         self.manifest = manifest
         self.k = int(manifest["k"])  # K: the most related items stored per item
@@ -59,7 +62,9 @@ class RelatedItems:
         short = manifest.get("counts", {}).get("short_rows", 1)
         self._short = frozenset(np.nonzero(neighbors[:, -1] < 0)[0].tolist() if short else ())
         self._vectors = vectors
-        self._annoy = annoy
+        # The search backend for related_to_session: opened already (Annoy, exact) or, for a
+        # file that is read into memory (HNSW), on first use.
+        self._backend = backend
         self._popular_rows: list[int] | None = None
 
     # --- loading ---------------------------------------------------------------------------------
@@ -85,8 +90,13 @@ class RelatedItems:
             metric, files = manifest["metric"], manifest["files"]
         except (KeyError, TypeError, ValueError) as e:
             raise ArtifactError(f"{path / 'manifest.json'} lacks field {e}; rebuild the index")
-        for name in ("items.parquet", "vectors.npy", "neighbors.npy", "scores.npy", "items.ann"):
+        backend = manifest.get("backend", "annoy")  # indexes before the backends were Annoy's
+        ann_file = {"annoy": "items.ann", "hnsw": "items.hnsw"}.get(backend)
+        for name in ("items.parquet", "vectors.npy", "neighbors.npy", "scores.npy"):
             _check_size(path / name, (files.get(name) or {}).get("bytes"))
+        for name in (ann_file, "context_vectors.npy"):  # present when the manifest lists them
+            if name and (name in files or name == "items.ann" == ann_file):
+                _check_size(path / name, (files.get(name) or {}).get("bytes"))
         neighbors = _load_npy(path / "neighbors.npy", np.int32, (n, k))
         scores = _load_npy(path / "scores.npy", np.float32, (n, k))
         vectors = _load_npy(path / "vectors.npy", np.float32, (n, dim))
@@ -98,27 +108,12 @@ class RelatedItems:
             raise ArtifactError(f"{path / 'items.parquet'} has {items.num_rows} rows, expected {n}")
         if verify and not ((neighbors >= -1) & (neighbors < n)).all():
             raise ArtifactError(f"{path / 'neighbors.npy'} holds row ids outside [-1, {n})")
-        from annoy import AnnoyIndex
-
-        annoy = AnnoyIndex(dim, metric)
-        try:
-            annoy.load(str(path / "items.ann"))  # mmap
-        except OSError as e:
-            msg = f"{path / 'items.ann'} is not a loadable Annoy index: {e}"
-            raise ArtifactError(msg) from None
-        # Annoy trusts the file's contents; a file of the right size but wrong bytes shows up here
-        # (before any query could read out of bounds).
-        # (The tree count is no check: Annoy's load can count extra roots on tiny indexes.)
-        if annoy.get_n_items() != n:
-            found = annoy.get_n_items()
-            annoy.unload()
-            raise ArtifactError(
-                f"{path / 'items.ann'} holds {found} items; the manifest says {n}: the file is "
-                "corrupt or from another index; rebuild the index"
-            )
+        session = _SessionSearch(path, manifest, backend, metric, vectors, n, dim)
+        if backend == "annoy":
+            session.open()  # checks the file now, as a load error rather than at first query
         ids = tuple(items.column("item_id").to_pylist())
         counts = items.column("count").to_numpy()
-        return cls(path, manifest, ids, counts, neighbors, scores, vectors, annoy)
+        return cls(path, manifest, ids, counts, neighbors, scores, vectors, session)
 
     # --- container protocol ----------------------------------------------------------------------
 
@@ -186,14 +181,15 @@ class RelatedItems:
         search_k: int | None = None,
         default=_RAISE,
     ) -> list[tuple[str, float]]:
-        """Items related to a live session (oldest item first), queried through Annoy.
+        """Items related to a live session (oldest item first), found by the index's backend.
 
         The query is the weighted mean of the session items' unit-length input vectors, the item
         ``t`` places before the last weighted ``0.5 ** (t / half_life)``. Items of the session and
         ``exclude`` are never returned. Ids unknown to the index are skipped (new items appear in
         live sessions); if none is known, the call behaves like :meth:`related` with an unknown
         id (KeyError or ``default``). Scores: cosine to the query (``similar``) or inner product
-        (``complementary``). ``k`` is not limited by K.
+        (``complementary``), computed exactly for the items found. ``k`` is not limited by K.
+        ``search_k`` overrides the Annoy index's (ignored by the other backends).
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -209,16 +205,8 @@ class RelatedItems:
         weights = 0.5 ** ((n - 1 - pos) / half_life)
         query = (weights[:, None] * vecs).sum(axis=0) / weights.sum()
         skip = set(rows.tolist()) | {self._rows[i] for i in exclude if i in self._rows}
-        found, dist = self._annoy.get_nns_by_vector(
-            query.tolist(), k + len(skip), search_k or int(self.manifest["search_k"]),
-            include_distances=True,
-        )
-        angular = self.scoring == "similar"
-        return [
-            (self._ids[j], (1.0 - d * d / 2.0) if angular else d)
-            for j, d in zip(found, dist)
-            if j not in skip
-        ][:k]
+        found, scores = self._backend.search(query.astype(np.float32), k + len(skip), search_k)
+        return [(self._ids[j], s) for j, s in zip(found, scores) if j not in skip][:k]
 
     def vector(self, item_id: str) -> np.ndarray:
         """A copy of ``item_id``'s input vector (float32 [d])."""
@@ -275,6 +263,77 @@ class RelatedItems:
                 f"rebuild it with `pin2vec index --k {k}` or ask for k <= {self.k}"
             )
         raise ValueError(f"k must be >= 1, got {k}")
+
+
+class _SessionSearch:
+    """The INDEX dir's search backend for session queries, opened once (lazily for HNSW)."""
+
+    def __init__(self, path: Path, manifest: dict, backend: str, metric: str, vectors, n, dim):
+        self.path, self.manifest, self.name = path, manifest, backend
+        self.metric = {"angular": "cosine", "dot": "dot"}.get(metric)
+        self.items = vectors
+        if self.metric == "dot" and (path / "context_vectors.npy").is_file():
+            self.items = _load_npy(path / "context_vectors.npy", np.float32, (n, dim))
+        elif self.metric == "dot":
+            self.items = None  # a complementary index from before context_vectors.npy
+        self.n = n
+        self.backend = None
+        self._lock = threading.Lock()
+
+    def open(self):
+        if self.backend is not None:
+            return self.backend
+        with self._lock:
+            if self.backend is None:
+                self.backend = self._open()
+        return self.backend
+
+    def _open(self):
+        from recommender.index.backends import get_backend
+
+        if self.metric is None:  # e.g. a count-based table: nothing to search a new vector in
+            raise ArtifactError(f"{self.path}: an index with metric "
+                                f"{self.manifest.get('metric')!r} cannot answer session queries")
+        cls = get_backend(self.name)
+        file = self.path / cls.file_name if cls.file_name else None
+        settings = dict(self.manifest.get("backend_settings")
+                        or {"trees": self.manifest.get("trees"),
+                            "search_k": self.manifest.get("search_k")})
+        if self.items is None:
+            raise ArtifactError(
+                f"{self.path} is a complementary index from an older pin2vec without "
+                "context_vectors.npy; rebuild it with `pin2vec index` for session queries"
+            )
+        try:
+            backend = cls.open(file, self.items, self.metric, settings)
+        except (OSError, RuntimeError) as e:
+            raise ArtifactError(f"{file} is not a loadable {cls.name} index: {e}") from None
+        found = backend.count()
+        # The ANN library trusts the file's contents; a file of the right size but wrong bytes
+        # shows up here, before any query could read out of bounds. (The tree count is no
+        # check: Annoy's load can count extra roots on tiny indexes.)
+        if found is not None and found != self.n:
+            backend.close()
+            raise ArtifactError(
+                f"{file} holds {found} items; the manifest says {self.n}: the file is corrupt or "
+                "from another index; rebuild the index"
+            )
+        return backend
+
+    def search(self, query: np.ndarray, k: int, search_k: int | None):
+        """(rows, scores) of up to ``k`` items for one query vector, best first."""
+        backend = self.open()
+        k = min(k, self.n)
+        overrides = {"search_k": search_k} if search_k and self.name == "annoy" else {}
+        found = backend.search(query[None, :], k, **overrides)[0]
+        found = found[found >= 0]
+        cand = np.asarray(self.items[found], dtype=np.float32)
+        q = query.astype(np.float32)
+        if self.metric == "cosine":
+            q, cand = unit_rows(q), unit_rows(cand)
+        scores = (cand @ q).astype(np.float64)
+        order = np.lexsort((found, -scores))
+        return found[order].tolist(), scores[order].tolist()
 
 
 def _check_size(path: Path, expected) -> None:

@@ -1,4 +1,4 @@
-"""Index builder: exact tables on hand-made vectors, recall on random data, manifest, CLI."""
+"""Index builder: exact tables on hand-made vectors under every backend, recall, manifest, CLI."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import pytest
 
 from recommender import cli
 from recommender.core.errors import ArtifactError, ConfigError
+from recommender.index.backends import available
 from recommender.index.build import IndexConfig, auto_trees, build_index, exact_neighbors, recall
 from recommender.index.table import TableSpec, compute_table
 from tests.factories import digest, write_model_dir
 
 QUIET = dict(progress=False, recall_sample=100)
+BACKENDS = ["exact", "annoy",
+            pytest.param("hnsw", marks=pytest.mark.skipif(not available("hnsw"),
+                                                          reason="hnswlib not installed"))]
 
 # Five unit vectors on the circle at these angles (degrees): cosine = cos(angle difference).
 ANGLES = [0, 10, 30, 90, 180]
@@ -34,8 +38,9 @@ def circle_model(tmp_path):
     return write_model_dir(tmp_path / "model", IDS, vectors, counts=[5, 1, 3, 2, 4])
 
 
-def test_similar_table_is_exact_cosine_order(circle_model, tmp_path):
-    m = build_index(circle_model, tmp_path / "index", IndexConfig(k=3, **QUIET))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_similar_table_is_exact_cosine_order(circle_model, tmp_path, backend):
+    m = build_index(circle_model, tmp_path / "index", IndexConfig(k=3, backend=backend, **QUIET))
     nbrs = np.load(tmp_path / "index" / "neighbors.npy")
     scores = np.load(tmp_path / "index" / "scores.npy")
     # a(0°): b(10°), c(30°), d(90°); d(90°): c(60° away), b(80°), a(90°)=e(90°) -> tie to lower row.
@@ -46,13 +51,16 @@ def test_similar_table_is_exact_cosine_order(circle_model, tmp_path):
     assert m["kind"] == "index" and m["format_version"] == 1 and m["metric"] == "angular"
     assert m["model_digest"] == digest(circle_model)
     assert m["recall_at_10"] == 1.0 and m["counts"]["items"] == 5
+    assert m["backend"] == backend
 
 
-def test_complementary_table_is_input_dot_context_with_ties_by_row(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_complementary_table_is_input_dot_context_with_ties_by_row(tmp_path, backend):
     inputs = [[1, 0], [0, 1], [1, 1], [-1, 0]]
     contexts = [[3, 0], [0, 2], [1, 1], [0, -1]]
     model = write_model_dir(tmp_path / "model", ["w", "x", "y", "z"], inputs, contexts)
-    m = build_index(model, tmp_path / "index", IndexConfig(k=3, scoring="complementary", **QUIET))
+    m = build_index(model, tmp_path / "index",
+                    IndexConfig(k=3, scoring="complementary", backend=backend, **QUIET))
     nbrs = np.load(tmp_path / "index" / "neighbors.npy")
     scores = np.load(tmp_path / "index" / "scores.npy")
     # w=(1,0) . contexts = [3 self, 0, 1, 0] -> y(1), x(0), z(0): tie goes to the lower row.
@@ -61,8 +69,9 @@ def test_complementary_table_is_input_dot_context_with_ties_by_row(tmp_path):
     assert m["metric"] == "dot" and m["scoring"] == "complementary"
 
 
-def test_padding_when_catalogue_is_smaller_than_k(circle_model, tmp_path):
-    build_index(circle_model, tmp_path / "index", IndexConfig(k=6, **QUIET))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_padding_when_catalogue_is_smaller_than_k(circle_model, tmp_path, backend):
+    build_index(circle_model, tmp_path / "index", IndexConfig(k=6, backend=backend, **QUIET))
     nbrs = np.load(tmp_path / "index" / "neighbors.npy")
     scores = np.load(tmp_path / "index" / "scores.npy")
     assert nbrs.shape == (5, 6)
@@ -75,12 +84,13 @@ def test_padding_when_catalogue_is_smaller_than_k(circle_model, tmp_path):
     assert all(r["item_id"] != r["related_item_id"] for r in related)
 
 
-def test_recall_on_random_data_with_defaults(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_recall_on_random_data_with_defaults(tmp_path, backend):
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((2000, 16)).astype(np.float32)
     ids = [f"i{i}" for i in range(2000)]
     model = write_model_dir(tmp_path / "model", ids, vectors)
-    m = build_index(model, tmp_path / "index", IndexConfig(progress=False))
+    m = build_index(model, tmp_path / "index", IndexConfig(progress=False, backend=backend))
     nbrs = np.load(tmp_path / "index" / "neighbors.npy")
     exact, _ = exact_neighbors(vectors, vectors, 10, "cosine", np.arange(2000))
     assert recall(nbrs[:, :10], exact) >= 0.95
@@ -93,22 +103,23 @@ def test_on_disk_build_gives_the_same_index(tmp_path):
     model = write_model_dir(tmp_path / "model", [f"i{i}" for i in range(200)],
                             rng.standard_normal((200, 8)))
     for name, threshold in (("ram", 10**6), ("disk", 2)):
-        config = IndexConfig(k=5, n_jobs=1, on_disk_build_items=threshold, **QUIET)
+        config = IndexConfig(k=5, n_jobs=1, on_disk_build_items=threshold, backend="annoy",
+                             **QUIET)
         build_index(model, tmp_path / name, config)
     for name in ("items.ann", "neighbors.npy", "scores.npy"):
         assert (tmp_path / "ram" / name).read_bytes() == (tmp_path / "disk" / name).read_bytes()
     assert not list((tmp_path / "disk").glob(".*tmp"))
 
 
-def test_worker_processes_give_the_same_table_as_one_process(tmp_path):
+def test_thread_pool_gives_the_same_table_as_one_thread(tmp_path):
     rng = np.random.default_rng(4)
     vectors = rng.standard_normal((300, 8)).astype(np.float32)
     model = write_model_dir(tmp_path / "model", [f"i{i}" for i in range(300)], vectors)
-    build_index(model, tmp_path / "index", IndexConfig(k=5, n_jobs=1, **QUIET))
+    build_index(model, tmp_path / "index", IndexConfig(k=5, n_jobs=1, backend="annoy", **QUIET))
     spec = TableSpec(str(tmp_path / "index" / "items.ann"), str(tmp_path / "index/vectors.npy"),
                      str(tmp_path / "index" / "vectors.npy"), 8, "angular", 5, 200)
     one = compute_table(spec, 300, 64, n_jobs=1, progress=False)
-    two = compute_table(spec, 300, 64, n_jobs=2, progress=False, min_rows_per_worker=1)
+    two = compute_table(spec, 300, 64, n_jobs=2, progress=False)
     assert np.array_equal(one[0], two[0]) and np.array_equal(one[1], two[1])
 
 
@@ -159,10 +170,11 @@ def test_bad_model_dirs_are_artifact_errors(circle_model, tmp_path):
 def test_cli_prints_recall_and_refuses_to_overwrite(circle_model, tmp_path, capsys):
     out = tmp_path / "index"
     argv = ["index", "--model", str(circle_model), "--output", str(out), "--k", "2",
-            "--scoring", "similar", "--trees", "3", "--search-k", "100", "--quiet"]
+            "--scoring", "similar", "--backend", "annoy", "--trees", "3", "--search-k", "100",
+            "--quiet"]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
-    assert "recall@2 vs exact on 5 items: 1.000" in text and "trees=3" in text
+    assert "recall@2 vs exact on 5 items: 1.000 (target 0.95)" in text and "trees=3" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["k"], manifest["trees"], manifest["search_k"]) == (2, 3, 100)
     assert cli.main(argv) == 2

@@ -12,8 +12,13 @@ import pytest
 
 from recommender import RelatedItems, cli
 from recommender.core.errors import ArtifactError
+from recommender.index.backends import available
 from recommender.index.build import IndexConfig, build_index
 from tests.factories import write_model_dir
+
+BACKENDS = ["exact", "annoy",
+            pytest.param("hnsw", marks=pytest.mark.skipif(not available("hnsw"),
+                                                          reason="hnswlib not installed"))]
 
 ANGLES = [0, 10, 30, 90, 180]  # a..e on the unit circle: cosine = cos(angle difference)
 IDS = ["a", "b", "c", "d", "e"]
@@ -25,14 +30,19 @@ def cos(x, y):
                          abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def index_dir(tmp_path_factory, request):
+    """The circle index, built with each backend in turn (every test below runs on each)."""
     tmp = tmp_path_factory.mktemp("lookup")
     rad = np.radians(ANGLES)
     vectors = np.stack([np.cos(rad), np.sin(rad)], axis=1) * 2.0
     model = write_model_dir(tmp / "model", IDS, vectors, counts=COUNTS)
-    build_index(model, tmp / "index", IndexConfig(k=3, progress=False))
+    build_index(model, tmp / "index", IndexConfig(k=3, progress=False, backend=request.param))
     return tmp / "index"
+
+
+def _backend(index_dir) -> str:
+    return json.loads((index_dir / "manifest.json").read_text())["backend"]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +109,7 @@ def test_related_many_matches_related(related):
 
 
 def test_related_to_session(related):
-    # One item: Annoy over 5 items is exhaustive, so the same list as the table.
+    # One item: every backend over 5 items is exhaustive, so the same list as the table.
     one = related.related_to_session(["a"], k=3)
     assert [i for i, _ in one] == ["b", "c", "d"]
     assert one[0][1] == pytest.approx(math.cos(math.radians(10)), abs=1e-5)
@@ -121,11 +131,13 @@ def test_vector_len_contains_item_ids(related):
     assert related.item_ids == tuple(IDS)
 
 
-def test_concurrent_lookups_equal_serial(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_concurrent_lookups_equal_serial(tmp_path, backend):
     rng = np.random.default_rng(7)
     ids = [f"i{i}" for i in range(400)]
     model = write_model_dir(tmp_path / "model", ids, rng.standard_normal((400, 8)))
-    build_index(model, tmp_path / "index", IndexConfig(k=10, progress=False, recall_sample=0))
+    build_index(model, tmp_path / "index", IndexConfig(k=10, progress=False, recall_sample=0,
+                                                       backend=backend))
     r = RelatedItems.load(tmp_path / "index")
     sessions = [ids[i : i + 3] for i in range(0, 400, 7)]
 
@@ -145,8 +157,12 @@ def test_missing_file_is_named(broken):
         RelatedItems.load(broken)
 
 
-@pytest.mark.parametrize("name", ["items.ann", "neighbors.npy", "vectors.npy", "items.parquet"])
+@pytest.mark.parametrize("name", ["ann", "neighbors.npy", "vectors.npy", "items.parquet"])
 def test_truncated_file_is_an_error_not_a_crash(broken, name):
+    if name == "ann":  # the backend's own file, if it has one
+        name = {"annoy": "items.ann", "hnsw": "items.hnsw"}.get(_backend(broken))
+        if name is None:
+            pytest.skip("the exact backend keeps no index file")
     data = (broken / name).read_bytes()
     (broken / name).write_bytes(data[: len(data) // 2])
     with pytest.raises(ArtifactError, match=rf"{name} is .* bytes but the manifest says"):
@@ -154,6 +170,8 @@ def test_truncated_file_is_an_error_not_a_crash(broken, name):
 
 
 def test_corrupt_annoy_file_of_the_right_size_is_an_error(broken):
+    if _backend(broken) != "annoy":
+        pytest.skip("Annoy's file only")
     size = (broken / "items.ann").stat().st_size
     rng = np.random.default_rng(0)
     (broken / "items.ann").write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
@@ -198,12 +216,13 @@ def test_cli_text_json_catalog_and_unknown(index_dir, tmp_path, capsys):
     assert len(capsys.readouterr().out.splitlines()) == 4
 
 
-def test_complementary_lookups_use_input_dot_context(tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_complementary_lookups_use_input_dot_context(tmp_path, backend):
     inputs = [[1, 0], [0, 1], [1, 1], [-1, 0]]
     contexts = [[3, 0], [0, 2], [1, 1], [0, -1]]
     model = write_model_dir(tmp_path / "model", ["w", "x", "y", "z"], inputs, contexts)
     build_index(model, tmp_path / "index", IndexConfig(k=3, scoring="complementary",
-                                                       progress=False))
+                                                       progress=False, backend=backend))
     r = RelatedItems.load(tmp_path / "index")
     assert r.related("y", k=3) == [("w", 3.0), ("x", 2.0), ("z", -1.0)]
     # Session [y]: unit(y) = (1, 1)/sqrt(2) against the contexts of w, x, z.

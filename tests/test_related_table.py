@@ -34,7 +34,8 @@ def test_batch_ranges_cover_every_row_once():
 
 def test_composite_writes_one_shard_per_range_equal_to_in_process(tmp_path):
     model = _model(tmp_path)
-    build_index(model, tmp_path / "index", IndexConfig(k=K, progress=False, recall_sample=0))
+    build_index(model, tmp_path / "index", IndexConfig(k=K, progress=False, recall_sample=0,
+                                                       backend="annoy"))
     index = tmp_path / "index"
     spec = TableSpec(str(index / "items.ann"), str(index / "vectors.npy"),
                      str(index / "vectors.npy"), DIM, "angular", K, 300)
@@ -53,7 +54,7 @@ def test_composite_writes_one_shard_per_range_equal_to_in_process(tmp_path):
 def test_build_index_with_beam_multiprocessing_equals_in_process(tmp_path):
     model = _model(tmp_path)
     config = IndexConfig(k=K, scoring="complementary", progress=False, recall_sample=50,
-                         batch_size=BATCH, use_beam=True)
+                         batch_size=BATCH, use_beam=True, backend="annoy")
     beam_args = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
     m = build_index(model, tmp_path / "beam", config, beam_args=beam_args)
     assert m["table_engine"] == "beam" and m["recall_at_10"] >= 0.9

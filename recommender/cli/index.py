@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from recommender.index.backends import BACKENDS
 from recommender.index.build import METRICS, IndexConfig, build_index
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,8 @@ log = logging.getLogger(__name__)
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pin2vec index",
-        description="MODEL dir -> INDEX dir: Annoy index, related-item tables, measured recall@10.",
+        description="MODEL dir -> INDEX dir: related-item tables from an exact or approximate "
+        "search backend, with measured (and calibrated) recall@10.",
         epilog="Other options (--runner, --direct_num_workers, --direct_running_mode, ...) are "
         "passed to Beam when the table is computed by the Beam pipeline.",
     )
@@ -26,8 +28,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="MODEL dir (from pin2vec train)")
     p.add_argument("--output", required=True, help="INDEX dir to write")
     p.add_argument("--k", type=int, default=d.k, help="related items per item (default 20)")
+    p.add_argument("--backend", choices=["auto", *sorted(BACKENDS)], default=d.backend,
+                   help="auto (default): exact for catalogues where V^2*d is cheaper than an ANN, "
+                   "else hnsw (if installed) or annoy")
+    p.add_argument("--target-recall", type=float, default=d.target_recall,
+                   help="raise the ANN's search effort until recall@10 vs exact on a sample "
+                   "reaches this (default %(default)s; 0 = no calibration)")
     p.add_argument("--trees", type=int, help="Annoy trees (default: by catalogue size)")
-    p.add_argument("--search-k", type=int, help="nodes inspected per query (default: 50*trees)")
+    p.add_argument("--search-k", type=int, help="Annoy nodes inspected per query "
+                   "(default: 50*trees; calibration may raise it)")
+    p.add_argument("--hnsw-m", type=int, help="HNSW graph degree M (default 16)")
+    p.add_argument("--ef", type=int, help="HNSW query effort ef (default max(64, 2(K+1)); "
+                   "calibration may raise it)")
     p.add_argument("--scoring", choices=sorted(METRICS), default=d.scoring,
                    help="similar: cosine of input vectors; complementary: input x context (dot)")
     beam = p.add_mutually_exclusive_group()
@@ -68,18 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     if beam_args and args.use_beam is False:
         log.warning("ignoring Beam options %s: --no-beam computes the table in-process", beam_args)
     config = IndexConfig(
-        k=args.k, trees=args.trees, search_k=args.search_k, scoring=args.scoring,
+        k=args.k, backend=args.backend, target_recall=args.target_recall, trees=args.trees,
+        search_k=args.search_k, hnsw_m=args.hnsw_m, ef=args.ef, scoring=args.scoring,
         beam_threshold=args.beam_threshold, use_beam=args.use_beam,
         recall_sample=args.recall_sample, seed=args.seed, n_jobs=args.n_jobs,
         batch_size=args.batch_size, progress=not args.quiet,
     )
     m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite)
     recall_text = "n/a" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"
+    settings = ", ".join(f"{k}={v}" for k, v in m["backend_settings"].items())
+    target = "" if m["target_recall"] is None else f" (target {m['target_recall']})"
+    steps = len(m["calibration"])
+    tuned = f", calibrated in {steps - 1} step(s)" if steps > 1 else ""
     print(
         f"index: {m['counts']['items']} items, K={m['k']}, scoring={m['scoring']} ({m['metric']}), "
-        f"trees={m['trees']}, search_k={m['search_k']}, table by {m['table_engine']}\n"
-        f"recall@{m['recall_depth']} vs exact on {m['recall_sample']} items: {recall_text}\n"
-        f"build {m['build_seconds']:.1f}s, table {m['table_seconds']:.1f}s, "
-        f"recall check {m['recall_seconds']:.1f}s -> {args.output}"
+        f"backend={m['backend']}{f' ({settings})' if settings else ''}{tuned}, "
+        f"table by {m['table_engine']}\n"
+        f"recall@{m['recall_depth']} vs exact on {m['recall_sample']} items: {recall_text}"
+        f"{target}\n"
+        f"build {m['build_seconds']:.1f}s, calibration {m['calibrate_seconds']:.1f}s, "
+        f"table {m['table_seconds']:.1f}s, recall check {m['recall_seconds']:.1f}s "
+        f"-> {args.output}"
     )
     return 0

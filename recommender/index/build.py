@@ -1,21 +1,26 @@
-"""``pin2vec index``: MODEL dir -> INDEX dir (Annoy index + related-item tables + measured recall).
+"""``pin2vec index``: MODEL dir -> INDEX dir (search backend, related-item tables, recall@10).
 
-``--scoring similar`` (default) indexes the input vectors with Annoy's angular metric: related
-items are the ones whose vectors point the same way (cosine). ``--scoring complementary`` indexes
-the context (output) vectors with Annoy's ``dot`` metric and queries each item's input vector:
-related items are the ones skip-gram predicts to appear next to it in a session (inner product).
+``--scoring similar`` (default) ranks items by the cosine of their input vectors; ``--scoring
+complementary`` by the inner product of an item's input vector with the others' context vectors
+(the items skip-gram predicts next to it in a session).
 
-The table of every item's top-K is computed in-process (one process per core) or, above
+``--backend`` chooses how each item's top-K is found (:mod:`recommender.index.backends`): ``exact``
+(blocked matrix products, recall 1), ``annoy`` or ``hnsw`` (approximate), or ``auto``: exact while
+its estimated cost (``V^2 * d``) is below the approximate one, else the fastest approximate backend
+installed (HNSW, then Annoy; see :func:`choose_backend`). For an approximate backend the build
+measures recall@10 against exact neighbours on a sample of items and, while it is below
+``--target-recall`` (0.95), raises the query effort (Annoy ``search_k`` then trees, HNSW ``ef``
+then ``M``); if the largest settings still fall short it stops with a message naming what was
+reached and what to try. The manifest records the backend, target, reached recall and settings.
+
+The table is computed in-process by a thread pool (:mod:`recommender.index.table`) or, above
 ``IndexConfig.beam_threshold`` items or with ``--beam``, by the Beam pipeline in
-``pipeline/table_job.py``; both give identical tables. The build then measures recall@10 of
-the table against exact neighbours on a sample of items and records it in the manifest.
+``pipeline/table_job.py``; both give identical tables for the deterministic backends.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from recommender.core.artifacts import (
     file_digest,
@@ -33,35 +37,29 @@ from recommender.core.artifacts import (
     write_json,
     write_parquet,
 )
-from recommender.core.errors import ArtifactError, ConfigError
+from recommender.core.errors import ArtifactError, ConfigError, Pin2VecError
 from recommender.index import table as related_table
+from recommender.index.backends import BACKENDS, available, get_backend
+from recommender.index.backends.annoy import auto_search_k, auto_trees
 from recommender.index.exact import exact_neighbors, recall
 
-__all__ = ["IndexConfig", "build_index", "exact_neighbors", "recall", "auto_trees"]
+__all__ = ["IndexConfig", "build_index", "choose_backend", "exact_neighbors", "recall",
+           "auto_trees", "auto_search_k", "RecallTargetError"]
 log = logging.getLogger(__name__)
 
 METRICS = {"similar": "angular", "complementary": "dot"}
+SEARCH_METRIC = {"similar": "cosine", "complementary": "dot"}
+
+# Cost model of `auto` (seconds for the whole table on this 2-core machine; see
+# benchmarks/bench_index.py). Exact: V^2 * d multiply-adds at the rate the blocked products and
+# selection reach. ANN: build + queries + calibration per item, scaled by d / 64.
+EXACT_MACS_PER_SECOND = 5.0e10
+ANN_SECONDS_PER_ITEM = {"hnsw": 1.3e-4, "annoy": 4.0e-4}  # at d = 64, recall 0.95
+ANN_PREFERENCE = ("hnsw", "annoy")  # fastest first at the recall target (bench_index.py)
 
 
-def auto_trees(n_items: int) -> int:
-    """Default number of Annoy trees: ``clip(round(8 * log2(V / 1000) + 10), 10, 64)``.
-
-    10 trees for 1k items, ~37 for 10k, 64 from ~190k items up. At a fixed ``search_k`` more trees
-    give better candidates (1M clustered items, dim 64, search_k 3200: 32 trees recall@10 0.946, 64
-    trees 0.977), but each tree costs build time and file size; 64 keeps a 1M-item build near 80 s
-    on 2 cores.
-    """
-    return int(np.clip(round(8 * math.log2(max(n_items, 1) / 1000) + 10), 10, 64))
-
-
-def auto_search_k(trees: int, k: int) -> int:
-    """Default ``search_k``: ``50 * trees`` nodes inspected per query (at least ``trees * (k+1)``).
-
-    Annoy's own default (``trees * n``, here ``21 * trees``) gives recall@10 of only ~0.77-0.92
-    on 1M items at dim 64; 50 per tree reaches ~0.98 there at ~1,400 queries/s per core, and
-    100 per tree 0.99 at half the speed (see benchmarks/bench_index.py).
-    """
-    return max(50 * trees, trees * (k + 1))
+class RecallTargetError(Pin2VecError):
+    """The approximate backend could not reach the target recall at its largest settings."""
 
 
 @dataclass(frozen=True)
@@ -69,16 +67,20 @@ class IndexConfig:
     """How to build an INDEX dir (``pin2vec index`` maps its flags onto this)."""
 
     k: int = 20  # related items stored per item (K)
+    backend: str = "auto"  # "auto" | "exact" | "annoy" | "hnsw"
+    target_recall: float = 0.95  # calibrate the ANN until recall@10 >= this (0 = no calibration)
     trees: int | None = None  # Annoy trees; None = auto_trees(V)
-    search_k: int | None = None  # nodes inspected per query; None = auto_search_k(trees, k)
+    search_k: int | None = None  # Annoy nodes inspected per query; None = auto_search_k(trees, k)
+    hnsw_m: int | None = None  # HNSW graph degree M; None = 16
+    ef: int | None = None  # HNSW query effort; None = max(64, 2 (K + 1))
     scoring: str = "similar"  # "similar" (angular, cosine) | "complementary" (dot, input x context)
     beam_threshold: int = 2_000_000  # catalogues larger than this compute the table with Beam
     use_beam: bool | None = None  # True/False force the Beam/in-process table; None = by threshold
     recall_sample: int = 1000  # items whose exact top-10 measures recall@10 (0 = skip)
-    seed: int = 0  # Annoy tree seed and recall sample seed
-    n_jobs: int = -1  # threads for the Annoy build and processes for the table; -1 = all cores
+    seed: int = 0  # ANN build seed and recall sample seed
+    n_jobs: int = -1  # threads for the build and the table; -1 = all cores
     on_disk_build_items: int = 5_000_000  # build the Annoy file on disk from this many items up
-    batch_size: int = 1024  # items per table batch (the unit of work for processes and Beam)
+    batch_size: int = 1024  # items per table batch (the unit of work for threads and Beam)
     progress: bool = True  # tqdm progress bars
 
     def __post_init__(self):
@@ -90,6 +92,8 @@ class IndexConfig:
 
         positive("k", self.k)
         positive("trees", self.trees, allow_none=True)
+        positive("hnsw_m", self.hnsw_m, allow_none=True)
+        positive("ef", self.ef, allow_none=True)
         positive("beam_threshold", self.beam_threshold)
         positive("on_disk_build_items", self.on_disk_build_items)
         positive("batch_size", self.batch_size)
@@ -99,6 +103,17 @@ class IndexConfig:
             raise ConfigError(
                 f"scoring must be one of {sorted(METRICS)}, got {self.scoring!r}"
             )
+        if self.backend != "auto" and self.backend not in BACKENDS:
+            raise ConfigError(
+                f"backend must be auto or one of {sorted(BACKENDS)}, got {self.backend!r}"
+            )
+        if isinstance(self.target_recall, bool) or not isinstance(self.target_recall,
+                                                                  (int, float)):
+            raise ConfigError(f"target_recall must be a number in [0, 1], got "
+                              f"{self.target_recall!r}")
+        if not 0 <= self.target_recall <= 1:
+            raise ConfigError(f"target_recall must be in [0, 1] (0 = no calibration), got "
+                              f"{self.target_recall!r}")
         if not isinstance(self.recall_sample, int) or self.recall_sample < 0:
             raise ConfigError(f"recall_sample must be >= 0 (0 skips), got {self.recall_sample!r}")
         if not isinstance(self.n_jobs, int) or self.n_jobs == 0 or self.n_jobs < -1:
@@ -109,6 +124,38 @@ class IndexConfig:
     @property
     def metric(self) -> str:
         return METRICS[self.scoring]
+
+    def backend_settings(self, backend: str, n_items: int, dim: int) -> dict:
+        """The backend's settings: its defaults, overridden by the ones given here."""
+        settings = get_backend(backend).default_settings(n_items, dim, self.k)
+        if backend == "annoy":
+            trees = self.trees or settings["trees"]
+            settings = {"trees": trees, "search_k": self.search_k or auto_search_k(trees, self.k)}
+        elif backend == "hnsw":
+            settings.update({k: v for k, v in (("M", self.hnsw_m), ("ef", self.ef)) if v})
+        return settings
+
+
+def estimated_seconds(backend: str, n_items: int, dim: int) -> float:
+    """Rough whole-table seconds of ``backend`` on this machine (the cost model of ``auto``)."""
+    if backend == "exact":
+        return float(n_items) ** 2 * dim / EXACT_MACS_PER_SECOND
+    return ANN_SECONDS_PER_ITEM[backend] * n_items * dim / 64
+
+
+def choose_backend(n_items: int, dim: int) -> tuple[str, dict]:
+    """``auto``: (backend, estimated seconds of each candidate).
+
+    Exact while ``V^2 * d`` costs less than the fastest installed approximate backend; exact
+    also has recall 1 and no build step, so ties go to it.
+    """
+    estimates = {"exact": estimated_seconds("exact", n_items, dim)}
+    for name in ANN_PREFERENCE:
+        if available(name):
+            estimates[name] = estimated_seconds(name, n_items, dim)
+            break
+    best = min(estimates, key=lambda name: (estimates[name], name != "exact"))
+    return best, {name: round(sec, 2) for name, sec in estimates.items()}
 
 
 def _load_model(model_dir: Path) -> tuple[dict, list[str], pa.Array, np.ndarray, np.ndarray]:
@@ -138,26 +185,6 @@ def _load_model(model_dir: Path) -> tuple[dict, list[str], pa.Array, np.ndarray,
     return manifest, ids, items.column("count").combine_chunks(), vectors, context
 
 
-def _build_annoy(path: Path, matrix: np.ndarray, metric: str, trees: int, config: IndexConfig):
-    from annoy import AnnoyIndex
-
-    n, dim = matrix.shape
-    index = AnnoyIndex(dim, metric)
-    index.set_seed(config.seed)
-    tmp = path.with_name(f".{path.name}.tmp")
-    on_disk = n >= config.on_disk_build_items
-    if on_disk:  # nodes go straight to the file instead of RAM; must be set before add_item
-        index.on_disk_build(str(tmp))
-    for i in tqdm(range(n), desc="annoy add", unit="item", disable=not config.progress):
-        index.add_item(i, matrix[i].tolist())
-    log.info("building %d Annoy trees over %d items (%s)", trees, n, metric)
-    index.build(trees, n_jobs=config.n_jobs)
-    if not on_disk:
-        index.save(str(tmp))
-    index.unload()
-    os.replace(tmp, path)
-
-
 def build_index(
     model_dir: str | Path,
     output_dir: str | Path,
@@ -167,32 +194,70 @@ def build_index(
 ) -> dict:
     """Build the INDEX dir of docs/architecture.md from a MODEL dir and return its manifest.
 
-    Files: ``items.ann``, ``items.parquet`` (row -> ``item_id``, ``count``), ``vectors.npy`` (the
-    input vectors, for ``RelatedItems.vector`` and session queries), ``neighbors.npy`` int32 [V, K],
-    ``scores.npy`` float32 [V, K] (padding: -1 / NaN), ``related.parquet`` and ``manifest.json``
-    (written last).
+    Files: ``items.parquet`` (row -> ``item_id``, ``count``), ``vectors.npy`` (the input vectors,
+    for ``RelatedItems.vector`` and session queries), ``context_vectors.npy`` (complementary
+    scoring only), the backend's file if it has one (``items.ann``, ``items.hnsw``),
+    ``neighbors.npy`` int32 [V, K], ``scores.npy`` float32 [V, K] (padding: -1 / NaN),
+    ``related.parquet`` and ``manifest.json`` (written last).
+
+    Raises
+    ------
+    RecallTargetError
+        The approximate backend stays below ``config.target_recall`` at its largest settings
+        (nothing is left in ``output_dir``).
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     model_manifest, ids, counts, vectors, context = _load_model(model_dir)
     n, dim = vectors.shape
-    trees = config.trees or auto_trees(n)
-    search_k = config.search_k or auto_search_k(trees, config.k)
+    if config.backend == "auto":
+        backend_name, estimates = choose_backend(n, dim)
+    else:
+        backend_name, estimates = config.backend, None
+    cls = get_backend(backend_name)  # ConfigError with an install hint if its library is missing
+    settings = config.backend_settings(backend_name, n, dim)
     out = prepare_output_dir(output_dir, overwrite)
+    try:
+        return _build(model_dir, out, config, model_manifest, ids, counts, vectors, context,
+                      cls, settings, estimates, beam_args)
+    except RecallTargetError:
+        for child in out.iterdir():  # no half-built INDEX dir that a later run must --overwrite
+            child.unlink()
+        raise
 
+
+def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context, cls, settings,
+           estimates, beam_args) -> dict:
+    n, dim = vectors.shape
+    similar = config.scoring == "similar"
     started = time.perf_counter()
     save_npy(out / "vectors.npy", vectors)
+    if not similar:
+        save_npy(out / "context_vectors.npy", context)
     write_parquet(out / "items.parquet", pa.table({"item_id": pa.array(ids, pa.string()),
                                                    "count": counts.cast(pa.int64())}))
-    indexed = vectors if config.scoring == "similar" else context
-    _build_annoy(out / "items.ann", indexed, config.metric, trees, config)
+    item_path = out / ("vectors.npy" if similar else "context_vectors.npy")
+    items = np.load(item_path, mmap_mode="r", allow_pickle=False)
+    ann_path = out / cls.file_name if cls.file_name else None
+    log.info("building the %s backend over %d items (%s)", cls.name, n, settings)
+    backend = cls.build(items, SEARCH_METRIC[config.scoring], settings, ann_path,
+                        n_jobs=config.n_jobs, seed=config.seed, progress=config.progress,
+                        **({"on_disk_build_items": config.on_disk_build_items}
+                           if cls.name == "annoy" else {}))
     build_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    similar = config.scoring == "similar"
-    item_path = out / "vectors.npy" if similar else model_dir / "context_vectors.npy"
+    sample, depth = _recall_sample(n, config)
+    truth = _exact_truth(vectors, items, sample, depth, config)
+    calibration = []
+    if cls.name != "exact" and config.target_recall > 0 and len(sample):
+        calibration = _calibrate(backend, vectors, items, sample, truth, depth, ann_path, config)
+    calibrate_seconds = time.perf_counter() - started
+    settings = dict(backend.settings)
+
+    started = time.perf_counter()
     spec = related_table.TableSpec(
-        str(out / "items.ann"), str(out / "vectors.npy"), str(item_path.resolve()),
-        dim, config.metric, config.k, search_k,
+        str(ann_path or ""), str(out / "vectors.npy"), str(item_path.resolve()),
+        dim, config.metric, config.k, settings.get("search_k"), cls.name, settings,
     )
     use_beam = n > config.beam_threshold if config.use_beam is None else config.use_beam
     if use_beam:
@@ -203,22 +268,26 @@ def build_index(
                                           beam_args or [])
     else:
         nbrs, scores = related_table.compute_table(
-            spec, n, config.batch_size, config.n_jobs, config.progress
+            spec, n, config.batch_size, config.n_jobs, config.progress, backend=backend
         )
+    backend.close()
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    measured, sample, depth = _measure_recall(vectors, np.asarray(indexed), nbrs, config)
+    measured = None if truth is None else round(recall(nbrs[sample, :depth], truth), 4)
     recall_seconds = time.perf_counter() - started
-    files = ["items.ann", "items.parquet", "vectors.npy", "neighbors.npy", "scores.npy",
-             "related.parquet"]
+    files = ["items.parquet", "vectors.npy", "neighbors.npy", "scores.npy", "related.parquet"]
+    files += ([] if similar else ["context_vectors.npy"]) + ([cls.file_name] if ann_path else [])
     manifest = {
         "format_version": 1,
         "kind": "index",
         "k": config.k,
-        "trees": trees,
-        "search_k": search_k,
+        "backend": cls.name,
+        "backend_settings": settings,
+        "backend_estimates": estimates,  # auto's estimated seconds per backend (None if chosen)
+        "trees": settings.get("trees"),
+        "search_k": settings.get("search_k"),
         "scoring": config.scoring,
         "metric": config.metric,
         "dim": dim,
@@ -227,11 +296,14 @@ def build_index(
         "model_config": model_manifest.get("config"),
         "table_engine": "beam" if use_beam else "in-process",
         "build_seconds": round(build_seconds, 3),
+        "calibrate_seconds": round(calibrate_seconds, 3),
         "table_seconds": round(table_seconds, 3),
         "recall_seconds": round(recall_seconds, 3),
+        "target_recall": config.target_recall if cls.name != "exact" else None,
         "recall_at_10": measured,
-        "recall_sample": sample,
+        "recall_sample": len(sample),
         "recall_depth": depth,  # 10, or K (or V - 1) if smaller: recall_at_10 is recall@depth
+        "calibration": calibration,  # each step's settings and recall on the sample
         "padding": {"neighbor": related_table.PAD_NEIGHBOR, "score": "NaN"},
         "counts": {
             "items": n,
@@ -243,27 +315,61 @@ def build_index(
     }
     write_json(out / "manifest.json", manifest)
     log.info(
-        "index: %d items, K=%d, %d trees, search_k=%d, recall@10=%s, build %.1fs, table %.1fs",
-        n, config.k, trees, search_k, measured, build_seconds, table_seconds,
+        "index: %d items, K=%d, backend %s %s, recall@10=%s, build %.1fs, table %.1fs",
+        n, config.k, cls.name, settings, measured, build_seconds, table_seconds,
     )
     return manifest
 
 
-def _measure_recall(
-    vectors: np.ndarray, indexed: np.ndarray, nbrs: np.ndarray, config: IndexConfig
-) -> tuple[float | None, int, int]:
-    """(recall@depth, sample size, depth) of the table against exact neighbours.
-
-    ``depth`` is 10, or less when K or the catalogue is smaller.
-    """
-    n = len(vectors)
+def _recall_sample(n: int, config: IndexConfig) -> tuple[np.ndarray, int]:
+    """(sorted sample rows, depth): ``depth`` is 10, or less when K or the catalogue is smaller."""
     size = min(config.recall_sample, n)
     depth = min(10, config.k, n - 1)
-    if size == 0:
-        return None, 0, depth
     rows = np.sort(np.random.default_rng(config.seed).choice(n, size, replace=False))
+    return rows, depth
+
+
+def _exact_truth(vectors, items, sample, depth, config) -> np.ndarray | None:
+    if not len(sample):
+        return None
     exact, _ = exact_neighbors(
-        np.asarray(vectors[rows]), indexed, depth,
-        metric="cosine" if config.scoring == "similar" else "dot", exclude_self_rows=rows,
+        np.asarray(vectors[sample]), items, depth, metric=SEARCH_METRIC[config.scoring],
+        exclude_self_rows=sample, n_jobs=config.n_jobs,
     )
-    return round(recall(nbrs[rows, :depth], exact), 4), size, depth
+    return exact
+
+
+def _sample_recall(backend, vectors, items, sample, truth, depth, config) -> float:
+    """Recall@depth on the sample of exactly what the table will hold for those rows."""
+    queries = np.asarray(vectors[sample], dtype=np.float32)
+    nbrs, _ = related_table.top_rows(backend, queries, items, sample, config.k, config.metric)
+    return recall(nbrs[:, :depth], truth)
+
+
+def _calibrate(backend, vectors, items, sample, truth, depth, ann_path, config) -> list[dict]:
+    """Raise the backend's effort until recall on the sample reaches the target (or give up)."""
+    steps = []
+    while True:
+        measured = round(_sample_recall(backend, vectors, items, sample, truth, depth, config), 4)
+        steps.append({**backend.settings, "recall": measured})
+        if measured >= config.target_recall:
+            return steps
+        step = backend.escalate(ann_path, n_jobs=config.n_jobs, seed=config.seed,
+                                progress=config.progress)
+        if step is None:
+            backend.close()
+            best = max(steps, key=lambda s: s["recall"])
+            raise RecallTargetError(
+                f"the {backend.name} backend reached recall@{depth} {best['recall']:.3f} on "
+                f"{len(sample)} sampled items, below --target-recall {config.target_recall}, "
+                f"even at {_settings_text(steps[-1])}; try --backend exact (recall 1; about "
+                f"{estimated_seconds('exact', len(items), items.shape[1]):.0f}s here), "
+                f"{'--backend hnsw, ' if backend.name == 'annoy' else ''}"
+                "larger starting settings (--trees/--search-k, --hnsw-m/--ef) or a lower "
+                "--target-recall"
+            )
+        log.info("recall@%d %.3f < target %.3f: %s", depth, measured, config.target_recall, step)
+
+
+def _settings_text(step: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in step.items() if k != "recall")

@@ -1,26 +1,26 @@
-"""The related-item table: query a built Annoy index for every item, batch by batch.
+"""The related-item table: every item's top-K from a search backend, batch by batch.
 
-Both table engines -- the in-process one here (one process per core) and the Beam fan-out in
+Both table engines -- the in-process one here (a thread pool) and the Beam fan-out in
 ``pipeline/table_job.py`` -- call :class:`TableQuerier` on the same fixed row ranges from
-:func:`batch_ranges`, so they run the same Annoy queries and the same float arithmetic and produce
-byte-identical tables. Workers receive a :class:`TableSpec` (paths and numbers only), load the Annoy
-file themselves (Annoy's ``load`` memory-maps it, so every worker shares one copy in the page cache)
-and memory-map the vectors.
+:func:`batch_ranges`, so they ask the backend the same queries and re-score the answers with the
+same float arithmetic: for a deterministic backend (exact, Annoy) the tables are byte-identical.
+Workers receive a :class:`TableSpec` (paths and numbers only), open the backend's file themselves
+(Annoy memory-maps it) and memory-map the vectors.
 
-Padding: when fewer than K other items can be returned (a catalogue smaller than K + 1, or Annoy
+In-process parallelism is one standard thread pool: the exact backend's matrix products and
+selection, Annoy's tree search and hnswlib's graph search all run outside the GIL. Threads end
+with the process, so nothing outlives ``pin2vec index`` (the earlier worker subprocesses could).
+
+Padding: when fewer than K other items can be returned (a catalogue smaller than K + 1, or an ANN
 finding fewer candidates), the row ends in neighbour ``-1`` with score ``NaN``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
-import time
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,13 +28,14 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from recommender.core.artifacts import save_npy, write_parquet
-from recommender.core.errors import Pin2VecError
 from recommender.core.vectors import unit_rows
+from recommender.index.exact import one_blas_thread
 
 log = logging.getLogger(__name__)
 
 PAD_NEIGHBOR = -1
 PAD_SCORE = float("nan")
+SEARCH_METRIC = {"angular": "cosine", "dot": "dot"}  # manifest metric -> backend metric
 
 
 @dataclass(frozen=True)
@@ -42,17 +43,25 @@ class TableSpec:
     """What a worker needs to compute rows of the table (plain values, cheap to pickle).
 
     ``query_path`` holds the vectors the queries are made from (input vectors); ``item_path`` the
-    vectors in the Annoy index that neighbours are scored against (input vectors for ``angular``,
-    context vectors for ``dot``).
+    vectors neighbours are scored against (input vectors for ``angular``, context vectors for
+    ``dot``). ``ann_path`` is the backend's file ("" for the exact backend); ``settings`` its
+    query settings (default: Annoy with ``search_k``).
     """
 
     ann_path: str
     query_path: str
     item_path: str
     dim: int
-    metric: str  # "angular" | "dot"
+    metric: str  # "angular" (cosine) | "dot"
     k: int
-    search_k: int
+    search_k: int | None = None
+    backend: str = "annoy"
+    settings: dict = field(default_factory=dict)
+
+    def backend_settings(self) -> dict:
+        if self.settings:
+            return dict(self.settings)
+        return {"search_k": self.search_k, "trees": None}
 
 
 def batch_ranges(n_items: int, batch_size: int) -> list[tuple[int, int]]:
@@ -60,83 +69,66 @@ def batch_ranges(n_items: int, batch_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + batch_size, n_items)) for s in range(0, n_items, batch_size)]
 
 
-class TableQuerier:
-    """Loads the index once (per process) and answers :meth:`query` for row ranges."""
+def score_rows(queries: np.ndarray, items: np.ndarray, nbrs: np.ndarray, metric: str):
+    """Exact scores of candidate rows ``nbrs`` [n, K], sorted best first (ties: lower row).
 
-    def __init__(self, spec: TableSpec):
-        from annoy import AnnoyIndex
+    ``metric`` is ``angular`` (cosine) or ``dot``. Returns (neighbours int32, scores float32),
+    padding ``-1`` / NaN last.
+    """
+    nbrs = np.asarray(nbrs, dtype=np.int32)
+    valid = nbrs >= 0
+    q = np.asarray(queries, dtype=np.float32)
+    cand = np.asarray(items[np.where(valid, nbrs, 0)], dtype=np.float32)
+    if metric == "angular":
+        q, cand = unit_rows(q), unit_rows(cand)
+    scores = np.einsum("bd,bkd->bk", q, cand).astype(np.float32)
+    scores[~valid] = -np.inf
+    # Best first; equal scores by row id; padding (-inf for the sort) last.
+    order = np.lexsort((np.where(valid, nbrs, np.iinfo(np.int32).max), -scores), axis=1)
+    nbrs = np.take_along_axis(nbrs, order, axis=1)
+    scores = np.take_along_axis(scores, order, axis=1)
+    scores[nbrs < 0] = PAD_SCORE
+    return nbrs, scores
+
+
+def top_rows(backend, queries, items, rows, k: int, metric: str):
+    """The table rows of items ``rows`` (with input vectors ``queries``): the backend's
+    candidates (``k`` plus its overfetch), re-scored exactly, best ``k`` kept."""
+    found = backend.neighbors(queries, k + backend.overfetch, rows)
+    nbrs, scores = score_rows(queries, items, found, metric)
+    return np.ascontiguousarray(nbrs[:, :k]), np.ascontiguousarray(scores[:, :k])
+
+
+class TableQuerier:
+    """Opens the backend once (per process) and answers :meth:`query` for row ranges.
+
+    Pass ``backend`` to reuse one that is already open (the build's own, e.g. an in-memory HNSW
+    graph); otherwise it is opened from ``spec``.
+    """
+
+    def __init__(self, spec: TableSpec, backend=None):
+        from recommender.index.backends import get_backend
 
         self.spec = spec
-        self.index = AnnoyIndex(spec.dim, spec.metric)
-        self.index.load(spec.ann_path)  # mmap: shared between processes through the page cache
         self.queries = np.load(spec.query_path, mmap_mode="r", allow_pickle=False)
         self.items = np.load(spec.item_path, mmap_mode="r", allow_pickle=False)
+        if backend is None:
+            cls = get_backend(spec.backend)
+            path = Path(spec.ann_path) if spec.ann_path else None
+            backend = cls.open(path, self.items, SEARCH_METRIC[spec.metric],
+                               spec.backend_settings())
+        self.backend = backend
 
     def query(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-K other items of rows ``start..end-1``: neighbours int32 and scores float32 [n, K].
 
         Rows are sorted best first by the exact score (cosine for ``angular``, inner product for
-        ``dot``), ties broken by the lower row id, so the order does not depend on Annoy's
+        ``dot``), ties broken by the lower row id, so the order does not depend on the backend's
         internal rounding.
         """
-        k, search_k, n = self.spec.k, self.spec.search_k, end - start
-        nbrs = np.full((n, k), PAD_NEIGHBOR, dtype=np.int32)
-        ask = k + 1  # one more than K: the item itself usually comes back first
-        if self.spec.metric == "angular":
-            for r, i in enumerate(range(start, end)):
-                found = [j for j in self.index.get_nns_by_item(i, ask, search_k) if j != i][:k]
-                nbrs[r, : len(found)] = found
-        else:
-            queries = np.asarray(self.queries[start:end], dtype=np.float32)
-            for r, i in enumerate(range(start, end)):
-                found = self.index.get_nns_by_vector(queries[r].tolist(), ask, search_k)
-                found = [j for j in found if j != i][:k]
-                nbrs[r, : len(found)] = found
-        return self._score(start, end, nbrs)
-
-    def _score(self, start: int, end: int, nbrs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        valid = nbrs >= 0
-        q = np.asarray(self.queries[start:end], dtype=np.float32)
-        cand = np.asarray(self.items[np.where(valid, nbrs, 0)], dtype=np.float32)
-        if self.spec.metric == "angular":
-            q, cand = unit_rows(q), unit_rows(cand)
-        scores = np.einsum("bd,bkd->bk", q, cand).astype(np.float32)
-        scores[~valid] = -np.inf
-        # Best first; equal scores by row id; padding (-inf for the sort) last.
-        order = np.lexsort((np.where(valid, nbrs, np.iinfo(np.int32).max), -scores), axis=1)
-        nbrs = np.take_along_axis(nbrs, order, axis=1)
-        scores = np.take_along_axis(scores, order, axis=1)
-        scores[nbrs < 0] = PAD_SCORE
-        return nbrs, scores
-
-
-# --- in-process engine: one worker process per core --------------------------------------------
-
-
-def shard_name(start: int, end: int) -> str:
-    """File-name stem of the shard holding table rows ``[start, end)``."""
-    return f"rows-{start:012d}-{end:012d}"
-
-
-def _run_worker(spec: TableSpec, shard_dir: Path, start: int, end: int, batch_size: int) -> None:
-    """Compute rows ``[start, end)`` (batch-aligned) batch by batch into shard files."""
-    querier = TableQuerier(spec)
-    for s in range(start, end, batch_size):
-        e = min(s + batch_size, end)
-        nbrs, scores = querier.query(s, e)
-        save_npy(shard_dir / f"{shard_name(s, e)}.scores.npy", scores)
-        save_npy(shard_dir / f"{shard_name(s, e)}.neighbors.npy", nbrs)  # last: marks it done
-
-
-def _gather(shard_dir: Path, ranges, k: int) -> tuple[np.ndarray, np.ndarray]:
-    n_items = ranges[-1][1]
-    nbrs = np.empty((n_items, k), dtype=np.int32)
-    scores = np.empty((n_items, k), dtype=np.float32)
-    for s, e in ranges:
-        stem = shard_dir / shard_name(s, e)
-        nbrs[s:e] = np.load(f"{stem}.neighbors.npy", allow_pickle=False)
-        scores[s:e] = np.load(f"{stem}.scores.npy", allow_pickle=False)
-    return nbrs, scores
+        queries = np.asarray(self.queries[start:end], dtype=np.float32)
+        return top_rows(self.backend, queries, self.items, np.arange(start, end), self.spec.k,
+                        self.spec.metric)
 
 
 def compute_table(
@@ -145,59 +137,39 @@ def compute_table(
     batch_size: int,
     n_jobs: int = -1,
     progress: bool = True,
-    min_rows_per_worker: int = 20_000,
+    min_rows_per_worker: int = 0,
+    backend=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The whole table on this machine: (neighbours int32 [V, K], scores float32 [V, K]).
 
-    Small catalogues are queried in this process: starting a worker costs about a second, more
-    than ``min_rows_per_worker`` queries take.
-
-    Annoy's Python binding holds the GIL while it searches (measured with annoy 1.17.3: two threads
-    are no faster than one), so parallelism comes from worker processes that each load the
-    memory-mapped index. They are started as ``python -m recommender.index.table`` rather than
-    through multiprocessing, so the caller's ``__main__`` is never re-imported and no thread state
-    (BLAS, gRPC, tqdm) is forked.
+    Batches of rows go to a pool of ``n_jobs`` threads (-1 = all cores) sharing one
+    :class:`TableQuerier`; every backend searches outside the GIL. ``min_rows_per_worker`` is
+    kept for callers of the former process engine and ignored.
     """
     ranges = batch_ranges(n_items, batch_size)
-    workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
-    workers = max(1, min(workers, len(ranges), -(-n_items // min_rows_per_worker)))
+    workers = max(1, min((os.cpu_count() or 1) if n_jobs == -1 else n_jobs, len(ranges)))
+    nbrs = np.empty((n_items, spec.k), dtype=np.int32)
+    scores = np.empty((n_items, spec.k), dtype=np.float32)
+    querier = TableQuerier(spec, backend)
+
+    def run(bounds):
+        start, end = bounds
+        nbrs[start:end], scores[start:end] = querier.query(start, end)
+        return end - start
+
     bar = tqdm(total=n_items, desc="related table", unit="item", disable=not progress)
-    if workers == 1:
-        nbrs = np.empty((n_items, spec.k), dtype=np.int32)
-        scores = np.empty((n_items, spec.k), dtype=np.float32)
-        querier = TableQuerier(spec)
-        for start, end in ranges:
-            nbrs[start:end], scores[start:end] = querier.query(start, end)
-            bar.update(end - start)
-        bar.close()
-        return nbrs, scores
-    with tempfile.TemporaryDirectory(prefix=".table-", dir=Path(spec.ann_path).parent) as tmp:
-        shard_dir = Path(tmp)
-        (shard_dir / "spec.json").write_text(json.dumps(asdict(spec)))
-        procs = []
+    with bar, one_blas_thread():
+        if workers == 1:
+            for bounds in ranges:
+                bar.update(run(bounds))
+            return nbrs, scores
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="related-table")
         try:
-            for chunk in np.array_split(np.arange(len(ranges)), workers):
-                start, end = ranges[chunk[0]][0], ranges[chunk[-1]][1]
-                cmd = [sys.executable, "-m", "recommender.index.table", str(shard_dir),
-                       str(start), str(end), str(batch_size)]
-                procs.append(subprocess.Popen(cmd))
-            done = 0
-            while any(p.poll() is None for p in procs):
-                time.sleep(0.2)
-                now = sum(e - s for s, e in ranges
-                          if (shard_dir / f"{shard_name(s, e)}.neighbors.npy").exists())
-                bar.update(now - done)
-                done = now
+            for done in as_completed([pool.submit(run, r) for r in ranges]):
+                bar.update(done.result())
         finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
-                p.wait()
-            bar.close()
-        failed = [p.returncode for p in procs if p.returncode != 0]
-        if failed:
-            raise Pin2VecError(f"related-table worker process(es) failed with exit code {failed}")
-        return _gather(shard_dir, ranges, spec.k)
+            pool.shutdown(wait=True, cancel_futures=True)
+    return nbrs, scores
 
 
 def related_frame(item_ids: list[str], nbrs: np.ndarray, scores: np.ndarray) -> pa.Table:
@@ -227,8 +199,3 @@ def write_table(
     write_parquet(output_dir / "related.parquet", related_frame(item_ids, nbrs, scores))
 
 
-if __name__ == "__main__":
-    # Worker entry used by compute_table: SHARD_DIR START END BATCH_SIZE (spec in SHARD_DIR).
-    _dir, _start, _end, _batch = sys.argv[1:5]
-    _spec = TableSpec(**json.loads((Path(_dir) / "spec.json").read_text()))
-    _run_worker(_spec, Path(_dir), int(_start), int(_end), int(_batch))
