@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from recommender.core.artifacts import read_manifest
 from recommender.core.errors import ArtifactError
+from recommender.core.integrity import check_table, verify_files
 from recommender.core.vectors import unit_rows
 
 _RAISE = object()  # default for ``default=``: unknown ids raise KeyError
@@ -57,6 +58,7 @@ class RelatedItems:
         # Rows ending in -1 padding (tiny catalogues) take the filtering path; the manifest says
         # whether there are any, so opening a big index does not read the whole table.
         short = manifest.get("counts", {}).get("short_rows", 1)
+        short = short if isinstance(short, int) and not isinstance(short, bool) else 1
         self._short = frozenset(np.nonzero(neighbors[:, -1] < 0)[0].tolist() if short else ())
         self._vectors = vectors
         self._annoy = annoy
@@ -65,28 +67,26 @@ class RelatedItems:
     # --- loading ---------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, index_dir: str | Path, verify: bool = False) -> RelatedItems:
+    def load(cls, index_dir: str | Path, verify: bool = True) -> RelatedItems:
         """Open an INDEX dir written by ``pin2vec index``.
 
-        Checks the manifest's kind and version, every file's size against the manifest (before
-        memory-mapping it or handing it to Annoy, which can crash the interpreter on a truncated
-        file), and the dtypes and shapes of the arrays. ``verify=True`` also checks that every
-        neighbour id is in range (reads the whole table once).
+        Checks the manifest's kind, version and fields, every file's size and digest against the
+        manifest (before memory-mapping it or handing it to Annoy, which can crash the interpreter
+        on a damaged file), the dtypes and shapes of the arrays, and that the related-item table
+        holds only valid rows (:func:`recommender.core.integrity.check_table`). ``verify=False``
+        skips the digests and the table check (sizes, shapes and the manifest are still checked):
+        for trusted hot reloads of a large index, at the risk of a crash on a damaged
+        ``items.ann``.
 
         Raises
         ------
         ArtifactError
-            Naming the missing, truncated or malformed file.
+            Naming the missing, truncated, damaged or malformed file or manifest field.
         """
         path = Path(index_dir)
         manifest = read_manifest(path, "index")
-        try:
-            n, k, dim = (int(manifest["counts"]["items"]), int(manifest["k"]), int(manifest["dim"]))
-            metric, files = manifest["metric"], manifest["files"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise ArtifactError(f"{path / 'manifest.json'} lacks field {e}; rebuild the index")
-        for name in ("items.parquet", "vectors.npy", "neighbors.npy", "scores.npy", "items.ann"):
-            _check_size(path / name, (files.get(name) or {}).get("bytes"))
+        n, k, dim, metric = _index_fields(path / "manifest.json", manifest)
+        verify_files(path, manifest, INDEX_FILES, digests=verify)
         neighbors = _load_npy(path / "neighbors.npy", np.int32, (n, k))
         scores = _load_npy(path / "scores.npy", np.float32, (n, k))
         vectors = _load_npy(path / "vectors.npy", np.float32, (n, dim))
@@ -96,8 +96,11 @@ class RelatedItems:
             raise ArtifactError(f"{path / 'items.parquet'} is unreadable: {e}") from None
         if items.num_rows != n:
             raise ArtifactError(f"{path / 'items.parquet'} has {items.num_rows} rows, expected {n}")
-        if verify and not ((neighbors >= -1) & (neighbors < n)).all():
-            raise ArtifactError(f"{path / 'neighbors.npy'} holds row ids outside [-1, {n})")
+        if verify:
+            check_table(neighbors, scores, n, str(path / "neighbors.npy"))
+            # the padded rows as found, not as the manifest claims (they take the slow path)
+            counts = {**manifest["counts"], "short_rows": int((neighbors[:, -1] < 0).sum())}
+            manifest = {**manifest, "counts": counts}
         from annoy import AnnoyIndex
 
         annoy = AnnoyIndex(dim, metric)
@@ -117,7 +120,9 @@ class RelatedItems:
                 "corrupt or from another index; rebuild the index"
             )
         ids = tuple(items.column("item_id").to_pylist())
-        counts = items.column("count").to_numpy()
+        if len(set(ids)) != n or not all(isinstance(i, str) for i in ids):
+            raise ArtifactError(f"{path / 'items.parquet'} has missing or duplicate item_id values")
+        counts = items.column("count").to_numpy(zero_copy_only=False)
         return cls(path, manifest, ids, counts, neighbors, scores, vectors, annoy)
 
     # --- container protocol ----------------------------------------------------------------------
@@ -277,23 +282,40 @@ class RelatedItems:
         raise ValueError(f"k must be >= 1, got {k}")
 
 
-def _check_size(path: Path, expected) -> None:
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing; rebuild the index with `pin2vec index`")
-    size = path.stat().st_size
-    if expected is None:
-        raise ArtifactError(f"{path.parent / 'manifest.json'} records no size for {path.name}")
-    if size != int(expected):
-        raise ArtifactError(
-            f"{path} is {size:,} bytes but the manifest says {int(expected):,}: the file is "
-            "truncated or was replaced; rebuild the index with `pin2vec index`"
-        )
+INDEX_FILES = ("items.parquet", "vectors.npy", "neighbors.npy", "scores.npy", "items.ann",
+               "related.parquet")
+_METRIC_OF = {"similar": "angular", "complementary": "dot"}
+_MAX_SEARCH_K = 2**31 - 1  # Annoy takes a C int
+
+
+def _index_fields(where: Path, manifest: dict) -> tuple[int, int, int, str]:
+    """(items, K, dim, metric) from an INDEX manifest, each checked (a hand edit is an error)."""
+
+    def whole(value, name, low=1, high=None) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low or (
+            high is not None and value > high
+        ):
+            bound = f" and <= {high:,}" if high is not None else ""
+            raise ArtifactError(f"{where}: {name} is {value!r}, expected a whole number >= {low}"
+                                f"{bound}; rebuild the index")
+        return value
+
+    counts = manifest.get("counts")
+    n = whole(counts.get("items") if isinstance(counts, dict) else None, "counts.items", 2)
+    k = whole(manifest.get("k"), "k")
+    dim = whole(manifest.get("dim"), "dim")
+    whole(manifest.get("search_k"), "search_k", 1, _MAX_SEARCH_K)
+    scoring, metric = manifest.get("scoring"), manifest.get("metric")
+    if scoring not in _METRIC_OF or metric != _METRIC_OF[scoring]:
+        raise ArtifactError(f"{where}: scoring {scoring!r} with metric {metric!r} is not one of "
+                            f"{sorted(_METRIC_OF.items())}; rebuild the index")
+    return n, k, dim, metric
 
 
 def _load_npy(path: Path, dtype, shape: tuple[int, ...]) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise ArtifactError(f"{path} is not a readable .npy file: {e}") from None
     if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
         raise ArtifactError(

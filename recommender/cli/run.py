@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(out, sessions, split, model, index, results, evaluation, args) -> None:
-    from recommender.cli.related import label, read_catalog
+    from recommender.cli.related import label, printable, read_catalog
     from recommender.evaluate.next_item import format_table
     from recommender.lookup import RelatedItems
 
@@ -185,6 +185,6 @@ def _summary(out, sessions, split, model, index, results, evaluation, args) -> N
     print()
     for row in order[: args.examples]:
         item = model.item_ids[row]
-        print(f"{item}{label(catalog, item)}")
+        print(f"{printable(item)}{label(catalog, item)}")
         for other, s in related.related(item, k=5):
-            print(f"    {s:6.3f}  {other}{label(catalog, other)}")
+            print(f"    {s:6.3f}  {printable(other)}{label(catalog, other)}")

@@ -30,10 +30,11 @@ from recommender.core.artifacts import (
     prepare_output_dir,
     read_manifest,
     save_npy,
-    write_json,
+    write_manifest,
     write_parquet,
 )
 from recommender.core.errors import ArtifactError, ConfigError
+from recommender.core.integrity import check_table, verify_files
 from recommender.index import table as related_table
 from recommender.index.exact import exact_neighbors, recall
 
@@ -113,11 +114,12 @@ class IndexConfig:
 
 def _load_model(model_dir: Path) -> tuple[dict, list[str], pa.Array, np.ndarray, np.ndarray]:
     manifest = read_manifest(model_dir, "model")
+    verify_files(model_dir, manifest, ("vectors.npy", "context_vectors.npy", "items.parquet"))
     try:
         vectors = np.load(model_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
         context = np.load(model_dir / "context_vectors.npy", mmap_mode="r", allow_pickle=False)
         items = pq.read_table(model_dir / "items.parquet", columns=["item_id", "count"])
-    except (OSError, ValueError, pa.ArrowException) as e:
+    except (OSError, ValueError, EOFError, pa.ArrowException) as e:
         raise ArtifactError(f"cannot read MODEL dir {model_dir}: {e}") from None
     ids = items.column("item_id").to_pylist()
     for name, m in (("vectors.npy", vectors), ("context_vectors.npy", context)):
@@ -177,7 +179,7 @@ def build_index(
     n, dim = vectors.shape
     trees = config.trees or auto_trees(n)
     search_k = config.search_k or auto_search_k(trees, config.k)
-    out = prepare_output_dir(output_dir, overwrite)
+    out = prepare_output_dir(output_dir, overwrite, kind="index", inputs=[model_dir])
 
     started = time.perf_counter()
     save_npy(out / "vectors.npy", vectors)
@@ -205,6 +207,7 @@ def build_index(
         nbrs, scores = related_table.compute_table(
             spec, n, config.batch_size, config.n_jobs, config.progress
         )
+    check_table(nbrs, scores, n, f"related table of {out}")  # before anything can load it
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
 
@@ -241,7 +244,7 @@ def build_index(
         "files": {f: {"bytes": (out / f).stat().st_size} for f in files},
         "config": asdict(config),
     }
-    write_json(out / "manifest.json", manifest)
+    write_manifest(out, manifest, files)
     log.info(
         "index: %d items, K=%d, %d trees, search_k=%d, recall@10=%s, build %.1fs, table %.1fs",
         n, config.k, trees, search_k, measured, build_seconds, table_seconds,
