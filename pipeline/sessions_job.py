@@ -207,12 +207,12 @@ def run(argv: list[str] | None = None) -> dict:
 
 def _run(config: SessionizeConfig, options, beam_args: list[str]) -> dict:
     files = expand_inputs(config)
+    inputs = [f.path for f in files] + [p for p in config.inputs if os.path.isdir(p)]
+    check_not_input(config.output, inputs)  # first: the output must never be an input
     check_columns(config, files)
     output = config.output if _is_remote(config.output) else os.path.abspath(config.output)
     if output != config.output:
         config = dataclasses.replace(config, output=output)
-    inputs = [f.path for f in files] + [p for p in config.inputs if os.path.isdir(p)]
-    check_not_input(config.output, inputs)
     prepare_output(config.output, config.overwrite, inputs)
     logger.info("sessionizing %d input file(s) into %s (%d buckets)", len(files), output,
                 config.buckets)

@@ -77,7 +77,7 @@ class CheckedInput(io.RawIOBase):
             if self.done:
                 return 0
             try:
-                block = self.stream.read(max(len(buffer), 1 << 16))
+                block = self.stream.read1(1 << 16)  # one step: data before damage is kept
             except (EOFError, OSError, zlib.error) as e:  # truncated, bad CRC, not gzip ...
                 self.damage = (str(e) or type(e).__name__, self.held)
                 self.held, self.done = b"", True
