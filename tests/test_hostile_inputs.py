@@ -506,3 +506,39 @@ def test_window_zero_caps_the_context_of_long_sessions(monkeypatch, caplog):
     # 100 items, 10 either side: 2 * (0+1+...+9 + 10*90); the 5-item session whole: 5 * 4
     assert pairs == 2 * (45 + 900) + 20
     assert "longer than 11 items" in caplog.text
+
+
+def test_run_refuses_a_stage_directory_holding_an_input(tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "model").mkdir(parents=True)
+    log = out / "model" / "events.csv"
+    log.write_text(f"user_id,item_id,timestamp\nu,a,{T0}\nu,b,{T0 + 1}\n")
+    code, err = run_cli(["run", "--input", str(log), "--output", str(out), "--overwrite"], capsys)
+    assert code == 2 and "input" in err and log.exists()
+
+
+def test_randomly_mangled_csv_and_jsonl_never_crash_or_lose_records(tmp_path):
+    import random
+
+    rnd = random.Random(13)
+    header = b"user_id,item_id,timestamp\n"
+    body = "".join(f"u{i % 7},i{i},{T0 + i}\n" for i in range(200)).encode()
+    lines = [json.dumps({"user_id": f"u{i}", "item_id": f"i{i}", "timestamp": T0 + i})
+             for i in range(60)]
+    for trial in range(40):
+        b = bytearray(body)
+        for _ in range(rnd.randint(1, 25)):
+            pos, ch = rnd.randrange(len(b)), rnd.choice(b'"\n\r,\x00\xff\\ \t\xe2\x80\xae')
+            if rnd.random() < 0.5:
+                b[pos] = ch
+            else:
+                b.insert(pos, ch)
+        path = tmp_path / f"{trial}.csv"
+        path.write_bytes(header + bytes(b))
+        dead_letter(path)  # asserts read == valid + sum(rejected); raises on any crash
+        j = bytearray("\n".join(lines).encode())
+        for _ in range(rnd.randint(1, 15)):
+            j[rnd.randrange(len(j))] = rnd.choice(b'"{}[]\\u0d8\xff\n:,')
+        path = tmp_path / f"{trial}.jsonl"
+        path.write_bytes(bytes(j))
+        dead_letter(path, "jsonl")

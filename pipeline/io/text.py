@@ -15,6 +15,7 @@ import collections
 import csv
 import gzip
 import io
+import sys
 import zlib
 
 import numpy as np
@@ -234,15 +235,29 @@ class _CsvChunks:
             invalid.append((row.number, row.actual_columns))
             return "skip"
 
-        table = pacsv.read_csv(
-            io.BytesIO(chunk),
-            read_options=pacsv.ReadOptions(column_names=self.names, use_threads=False,
-                                           block_size=len(chunk) + 1),
-            parse_options=pacsv.ParseOptions(delimiter=self.file.delimiter,
-                                             invalid_row_handler=handler),
-            convert_options=pacsv.ConvertOptions(
-                column_types={s: pa.binary() for s in self.used}, include_columns=self.used),
-        )
+        # pyarrow hands a bad row to the handler as text; one that is not UTF-8 makes it report an
+        # "Exception ignored" traceback on stderr and fail, after which the slow path reads the
+        # chunk. Only for such chunks, that report is silenced.
+        hook = sys.unraisablehook
+        if not is_utf8(chunk):
+            sys.unraisablehook = lambda _: None
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(chunk),
+                read_options=pacsv.ReadOptions(column_names=self.names, use_threads=False,
+                                               block_size=len(chunk) + 1),
+                parse_options=pacsv.ParseOptions(delimiter=self.file.delimiter,
+                                                 invalid_row_handler=handler),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={s: pa.binary() for s in self.used}, include_columns=self.used),
+            )
+        except pa.ArrowInvalid:  # e.g. a bad row that is not UTF-8 (pyarrow cannot hand it over)
+            table = None
+        finally:
+            sys.unraisablehook = hook
+        if table is None:
+            yield from self.python(io.BufferedReader(_Chain(chunk, io.BytesIO())), line_no)
+            return
         bad_rows = np.array([number - 1 for number, _ in invalid], dtype=np.int64)
         good = np.setdiff1d(np.arange(len(nonblank)), bad_rows)
         if len(good) != table.num_rows or any(n is None for n, _ in invalid):

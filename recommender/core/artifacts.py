@@ -106,7 +106,7 @@ def read_manifest(directory: str | Path, kind: str, versions: tuple[int, ...] = 
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise ArtifactError(f"{path} is not valid JSON: {e}") from None
     if not isinstance(manifest, dict):
         raise ArtifactError(f"{path} is not a JSON object")

@@ -132,7 +132,11 @@ def verify_files(directory: str | Path, manifest: dict, names: Iterable[str] | N
         algorithm = digest.split(":", 1)[0]
         if _hasher(algorithm) is None:
             raise ArtifactError(f"{path}: unknown digest algorithm {algorithm!r} in the manifest")
-        if fast_digest(path, algorithm) != digest:
+        try:
+            found_digest = fast_digest(path, algorithm)
+        except OSError as e:
+            raise ArtifactError(f"cannot read {path}: {e.strerror or e}") from None
+        if found_digest != digest:
             raise ArtifactError(
                 f"{path} does not match the digest in its manifest: the file is damaged, or "
                 "was replaced by a file of another artifact; rebuild the artifact"

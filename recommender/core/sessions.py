@@ -41,6 +41,15 @@ def session_files(directory: str | Path) -> list[Path]:
     if listed and extra:
         raise ArtifactError(f"{directory} holds {extra[0]}, which its manifest does not list: "
                             "a shard from another run? Re-run pin2vec sessionize")
+    for path in files:  # a footer read each: a shard of another shape is an error, not a crash
+        try:
+            items = pq.read_schema(path).field("items").type
+        except (OSError, KeyError, pa.ArrowException) as e:
+            raise ArtifactError(f"cannot read the schema of {path}: {e}") from None
+        listy = pa.types.is_list(items) or pa.types.is_large_list(items)
+        if not (listy and (pa.types.is_string(items.value_type)
+                           or pa.types.is_large_string(items.value_type))):
+            raise ArtifactError(f"{path}: items is {items}, expected list<string>")
     if not files:
         raise ArtifactError(f"{directory} has a manifest but no sessions-*.parquet files")
     return files
