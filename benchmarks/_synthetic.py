@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from recommender.core.artifacts import save_npy, write_json, write_parquet
+from recommender.core.artifacts import save_npy, write_manifest, write_parquet
 
 
 def clustered(n: int, dim: int, per_cluster: int = 50, noise: float = 0.6, seed: int = 0):
@@ -38,9 +38,9 @@ def write_model(path: Path, vectors: np.ndarray, context: np.ndarray | None = No
     write_parquet(path / "items.parquet", pa.table({
         "item_id": pa.array(ids or [f"item_{i}" for i in range(n)], pa.string()),
         "count": pa.array(counts)}))
-    write_json(path / "manifest.json", {"format_version": 1, "kind": "model", "vocab_size": n,
-                                        "dim": int(vectors.shape[1]), "config": {"synthetic": True},
-                                        "seed": 0, "epochs": [], "source_digest": None})
+    write_manifest(path, {"format_version": 1, "kind": "model", "vocab_size": n,
+                          "dim": int(vectors.shape[1]), "config": {"synthetic": True},
+                          "seed": 0, "epochs": [], "source_digest": None})
     return path
 
 

@@ -187,7 +187,7 @@ def memory_check(args) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from recommender.core.artifacts import write_json, write_parquet
+    from recommender.core.artifacts import write_manifest, write_parquet
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_mem_"))
     sessions_dir = workdir / "sessions"
@@ -218,7 +218,7 @@ def memory_check(args) -> None:
         write_parquet(sessions_dir / "items.parquet", pa.table({
             "item_id": pc.binary_join_element_wise("i", pc.cast(pa.array(ids), pa.string()), ""),
             "engagements": pa.array(counts, pa.int64()), "sessions": pa.array(counts, pa.int64())}))
-        write_json(sessions_dir / "manifest.json", {
+        write_manifest(sessions_dir, {
             "format_version": 1, "kind": "sessions", "inputs": ["<bench_trainer>"], "options": {},
             "counts": {"sessions": len(lengths), "items": len(ids), "tokens": int(len(flat))}})
         print(f"wrote {sessions_dir}: {len(flat):,} tokens, {len(lengths):,} sessions, "

@@ -19,15 +19,16 @@ import re
 import sys
 import tempfile
 
-from pipeline._beam import FileSystems, beam
+from pipeline._beam import CompressionTypes, FileSystems, beam
 from pipeline.io.read import ReadEvents, check_columns, expand_inputs
 from pipeline.options import SessionizeConfig, build_parser, check_beam_args, config_from_args
 from pipeline.runner import make_pipeline
 from pipeline.sessionize import SESSION_SCHEMA, Sessionize
 from pipeline.sinks import COUNTS_FILE, WriteSessionsDir, shard_name, write_table, write_text
 from pipeline.validate import FILTER_REASONS, REJECT_REASONS, ValidateEvents
-from recommender.core.artifacts import MANIFEST, prepare_output_dir, write_json
+from recommender.core.artifacts import MANIFEST, check_not_input, prepare_output_dir, write_manifest
 from recommender.core.errors import ArtifactError, Pin2VecError
+from recommender.core.integrity import CHECKSUMS, stream_digest
 
 logger = logging.getLogger(__name__)
 PipelineOptions = beam.options.pipeline_options.PipelineOptions
@@ -96,10 +97,10 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
-def prepare_output(output: str, overwrite: bool) -> None:
-    """Create ``output``; refuse a non-empty one unless ``overwrite`` (manifest deleted first)."""
+def prepare_output(output: str, overwrite: bool, inputs=()) -> None:
+    """Create ``output`` by the one output-directory rule (:func:`prepare_output_dir`)."""
     if not _is_remote(output):
-        prepare_output_dir(output, overwrite)
+        prepare_output_dir(output, overwrite, kind="sessions", inputs=inputs)
         return
     existing = [m.path for m in FileSystems.match([FileSystems.join(output, "*")])[0].metadata_list]
     if existing and not overwrite:
@@ -166,12 +167,18 @@ def _finish(config: SessionizeConfig, files, beam_args: list[str]) -> dict:
         "files": {"sessions": shards, "rejected": rejected},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    listed = [*shards, *rejected, "items.parquet"]
     path = FileSystems.join(config.output, MANIFEST)
     if _is_remote(config.output):
-        write_text(path, json.dumps(manifest, indent=2) + "\n")
-    else:
-        write_json(path, manifest)
-    return manifest
+        checksums = {}
+        for name in listed:
+            with FileSystems.open(FileSystems.join(config.output, name),
+                                  compression_type=CompressionTypes.UNCOMPRESSED) as f:
+                size, digest = stream_digest(f)
+            checksums[name] = {"bytes": size, "digest": digest}
+        write_text(path, json.dumps({**manifest, CHECKSUMS: checksums}, indent=2) + "\n")
+        return manifest
+    return write_manifest(config.output, manifest, listed)
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -200,11 +207,13 @@ def run(argv: list[str] | None = None) -> dict:
 
 def _run(config: SessionizeConfig, options, beam_args: list[str]) -> dict:
     files = expand_inputs(config)
+    inputs = [f.path for f in files] + [p for p in config.inputs if os.path.isdir(p)]
+    check_not_input(config.output, inputs)  # first: the output must never be an input
     check_columns(config, files)
     output = config.output if _is_remote(config.output) else os.path.abspath(config.output)
     if output != config.output:
         config = dataclasses.replace(config, output=output)
-    prepare_output(config.output, config.overwrite)
+    prepare_output(config.output, config.overwrite, inputs)
     logger.info("sessionizing %d input file(s) into %s (%d buckets)", len(files), output,
                 config.buckets)
     multi = options.get_all_options().get("direct_running_mode") == "multi_processing"

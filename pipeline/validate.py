@@ -20,6 +20,15 @@ Reject reasons (``rejected-*.jsonl`` and ``counts.rejected`` in the manifest):
 ``bad_type``
     a value of a type that cannot be an id or a time: booleans, lists, objects, floating-point ids
     (an id stored as a float may already have lost digits; integers become their decimal string).
+``field_too_long``
+    a value this run reads is longer than :data:`MAX_FIELD_BYTES` (131,072) bytes, whatever the
+    format or reading path.
+``unterminated_quote``
+    a CSV/TSV line opens a quoted field that no later line closes into a well-formed row; the line
+    is rejected on its own and reading goes on with the next line (see :mod:`pipeline.io.text`).
+``truncated_file``
+    a compressed input (``.gz``, ``.bz2``) ends before its end-of-stream marker, or its data is
+    damaged: the records read before are kept, the cut-off last line is this one rejected record.
 
 Filter reasons (``counts.filtered``, counted in events; in the order they apply):
 
@@ -47,6 +56,7 @@ Invariants: ``read == valid + sum(rejected)`` and ``valid == tokens + sum(filter
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import math
 
@@ -59,11 +69,14 @@ from pipeline.coders import RawBatchCoder  # noqa: F401  (registers the Arrow co
 from pipeline.io.base import RawBatch, column_map, is_utf8
 from pipeline.options import SessionizeConfig
 from pipeline.timeparse import parse_times
+from recommender.core.errors import Pin2VecError
 
 REJECT_REASONS = (
     "missing_user", "missing_item", "missing_session", "missing_time", "bad_time",
     "time_out_of_range", "short_row", "long_row", "bad_encoding", "bad_json", "bad_type",
+    "field_too_long", "unterminated_quote", "truncated_file",
 )
+MAX_FIELD_BYTES = 131_072  # the longest id or time value read (Python csv's default field limit)
 FILTER_REASONS = (
     "action_not_allowed", "bot_user", "rare_item", "repeat_collapsed", "short_session",
 )
@@ -109,18 +122,94 @@ def normalize_ids(values: pa.Array | pa.ChunkedArray):
     return values, missing & ~bad_type & ~bad_encoding, bad_type, bad_encoding
 
 
-def _jsonable(value):
-    if isinstance(value, (dt.datetime, dt.date)):
+def _jsonable(value, depth: int = 0):
+    if depth > 32:  # a record nested deeper than any log needs: keep its start as text
+        return "<nested deeper than 32 levels>"
+    if isinstance(value, str):
+        if len(value) > MAX_FIELD_BYTES:  # the dead letter keeps the start of a huge value
+            value = f"{value[:1024]}... ({len(value):,} characters)"
+        # a lone surrogate (JSON "\\ud800") cannot be written as UTF-8
+        return value if _encodable(value) else value.encode(
+            "utf-8", errors="backslashreplace").decode("utf-8")
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
+    if isinstance(value, (dt.timedelta, decimal.Decimal)):
+        return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="backslashreplace")
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_jsonable(str(k), depth + 1): _jsonable(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(v, depth + 1) for v in value]
     return value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def safe_values(column: pa.Array | pa.ChunkedArray) -> list:
+    """Python values of ``column`` for a dead-letter record, whatever it holds.
+
+    ``to_pylist`` fails on exactly the values that get rows rejected: nanosecond times with a
+    sub-microsecond part, timestamps beyond year 9999, strings that are not UTF-8. Times become
+    ISO strings at their own resolution (numpy handles any year), invalid text keeps its bytes as
+    ``\\xff`` escapes, anything else falls back to ``str``.
+    """
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    t = column.type
+    valid = np.asarray(column.is_valid(), dtype=bool)
+    if pa.types.is_timestamp(t) or pa.types.is_date64(t) or pa.types.is_date32(t):
+        unit = t.unit if pa.types.is_timestamp(t) else ("ms" if pa.types.is_date64(t) else "D")
+        ints = np.asarray(column.cast(pa.int64() if not pa.types.is_date32(t) else pa.int32())
+                          .fill_null(0), dtype=np.int64)
+        text = np.datetime_as_string(ints.astype(f"datetime64[{unit}]"))
+        return [str(s) if ok else None for s, ok in zip(text, valid)]
+    if pa.types.is_time(t) or pa.types.is_duration(t):
+        ints = np.asarray(column.cast(pa.int64()).fill_null(0), dtype=np.int64)
+        return [f"{v} {t.unit}" if ok else None for v, ok in zip(ints.tolist(), valid)]
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        raw = column.cast(pa.large_binary()).to_pylist()
+        return [None if v is None else v.decode("utf-8", errors="backslashreplace") for v in raw]
+    try:
+        return column.to_pylist()
+    except (ValueError, OverflowError, pa.ArrowException):
+        return [None if not ok else str(column[i]) for i, ok in enumerate(valid)]
+
+
+def invalid_utf8(column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Rows of a string column that are not valid UTF-8 (Parquet and IPC do not check), or None
+    when there are none. Such a column breaks every string kernel, so validation nulls them."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return None
+    try:
+        column.validate(full=True)
+        return None
+    except pa.ArrowInvalid:
+        raw = column.cast(pa.large_binary()).to_pylist()
+        return np.array([v is not None and not is_utf8(v) for v in raw], dtype=bool)
+
+
+def too_long(column: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """Rows whose value is longer than :data:`MAX_FIELD_BYTES` bytes (string or binary columns)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    t = column.type
+    if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t)):
+        return None
+    lengths = pc.binary_length(column.cast(pa.large_binary())).fill_null(0)
+    mask = np.asarray(lengths, dtype=np.int64) > MAX_FIELD_BYTES
+    return mask if mask.any() else None
 
 
 def dead_letter_line(path: str, line: int, reason: str, record) -> str:
@@ -141,7 +230,28 @@ def validate_batch(raw: RawBatch, config: SessionizeConfig):
     spec = column_map(config)
     t = raw.table
     n = t.num_rows
-    us, time_reason = parse_times(t.column("time"), config.time_unit)
+    early = np.full(n, None, dtype=object)  # found before parsing: the value is not used at all
+    for canon in t.column_names:
+        if canon == "line":
+            continue
+        for mask, why in ((invalid_utf8(t.column(canon)), "bad_encoding"),
+                          (too_long(t.column(canon)), "field_too_long")):
+            if mask is not None:
+                early[mask & np.equal(early, None)] = why
+    records_from = t  # dead-letter records show the values as read
+    unusable = ~np.equal(early, None)
+    if unusable.any():  # the kernels below never see them (invalid UTF-8 breaks every one)
+        blank = pa.array(unusable)
+        for i, canon in enumerate(t.column_names):
+            if canon != "line":
+                col = t.column(canon)
+                t = t.set_column(i, canon, pc.if_else(blank, pa.scalar(None, col.type), col))
+    time = t.column("time")
+    if pa.types.is_binary(time.type) or pa.types.is_large_binary(time.type):
+        time, _, _, bad_text = normalize_ids(time)  # text stored as bytes (Parquet BYTE_ARRAY)
+        early[bad_text & np.equal(early, None)] = "bad_encoding"
+        unusable = ~np.equal(early, None)
+    us, time_reason = parse_times(time, config.time_unit)
     reason = time_reason.copy()
     ids = {}
     for canon in ("session", "item", "user"):  # later assignments win: user problems first
@@ -152,6 +262,7 @@ def validate_batch(raw: RawBatch, config: SessionizeConfig):
         reason[bad_type] = "bad_type"
         reason[bad_encoding] = "bad_encoding"
         reason[missing] = f"missing_{canon}"
+    reason[unusable] = early[unusable]
     valid = np.equal(reason, None)
     rejects = [(line, dead_letter_line(raw.path, line, r, rec))
                for line, r, rec in raw.rejects]
@@ -161,7 +272,9 @@ def validate_batch(raw: RawBatch, config: SessionizeConfig):
     if not valid.all():
         bad = np.flatnonzero(~valid)
         lines = t.column("line").take(pa.array(bad)).to_pylist()
-        records = t.drop_columns(["line"]).take(pa.array(bad)).to_pylist()
+        shown = records_from.drop_columns(["line"]).take(pa.array(bad))
+        columns = {name: safe_values(shown.column(name)) for name in shown.column_names}
+        records = [{name: values[j] for name, values in columns.items()} for j in range(len(bad))]
         for line, i, rec in zip(lines, bad, records):
             named = {spec.get(k, k): v for k, v in rec.items()}
             rejects.append((line, dead_letter_line(raw.path, line, reason[i], named)))
@@ -207,7 +320,13 @@ class _Validate(beam.DoFn):
         self.config = config
 
     def process(self, raw: RawBatch):
-        events, rejects, counts = validate_batch(raw, self.config)
+        try:
+            events, rejects, counts = validate_batch(raw, self.config)
+        except Exception as e:  # a bug: still one line naming where, not a worker traceback
+            lines = raw.table.column("line")
+            where = f"lines {pc.min(lines).as_py()}-{pc.max(lines).as_py()}" if len(lines) else ""
+            raise Pin2VecError(f"pin2vec: internal error validating {raw.path} {where}: "
+                               f"{type(e).__name__}: {e} (please report it)") from e
         count_metrics(counts)
         if events.num_rows:
             yield events

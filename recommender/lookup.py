@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from recommender.core.artifacts import read_manifest
 from recommender.core.errors import ArtifactError
+from recommender.core.integrity import check_table, verify_files
 from recommender.core.vectors import unit_rows
 
 _RAISE = object()  # default for ``default=``: unknown ids raise KeyError
@@ -60,6 +61,7 @@ class RelatedItems:
         # Rows ending in -1 padding (tiny catalogues) take the filtering path; the manifest says
         # whether there are any, so opening a big index does not read the whole table.
         short = manifest.get("counts", {}).get("short_rows", 1)
+        short = short if isinstance(short, int) and not isinstance(short, bool) else 1
         self._short = frozenset(np.nonzero(neighbors[:, -1] < 0)[0].tolist() if short else ())
         self._vectors = vectors
         # The search backend for related_to_session: opened already (Annoy, exact) or, for a
@@ -70,49 +72,50 @@ class RelatedItems:
     # --- loading ---------------------------------------------------------------------------------
 
     @classmethod
-    def load(cls, index_dir: str | Path, verify: bool = False) -> RelatedItems:
-        """Open an INDEX dir written by ``pin2vec index``.
+    def load(cls, index_dir: str | Path, verify: bool = True) -> RelatedItems:
+        """Open an INDEX dir written by ``pin2vec index`` (or a scorer: co-occurrence, EASE, ...).
 
-        Checks the manifest's kind and version, every file's size against the manifest (before
-        memory-mapping it or handing it to Annoy, which can crash the interpreter on a truncated
-        file), and the dtypes and shapes of the arrays. ``verify=True`` also checks that every
-        neighbour id is in range (reads the whole table once).
+        Checks the manifest's kind, version and fields, every file's size and digest against the
+        manifest (before memory-mapping it or handing it to an ANN library, which can crash the
+        interpreter on a damaged file), the dtypes and shapes of the arrays, and that the
+        related-item table holds only valid rows (:func:`recommender.core.integrity.check_table`).
+        ``verify=False`` skips the digests and the table check (sizes, shapes and the manifest are
+        still checked): for trusted hot reloads of a large index, at the risk of a crash on a
+        damaged ANN file.
 
         Raises
         ------
         ArtifactError
-            Naming the missing, truncated or malformed file.
+            Naming the missing, truncated, damaged or malformed file or manifest field.
         """
         path = Path(index_dir)
         manifest = read_manifest(path, "index")
-        try:
-            n, k, dim = (int(manifest["counts"]["items"]), int(manifest["k"]), int(manifest["dim"]))
-            metric, files = manifest["metric"], manifest["files"]
-        except (KeyError, TypeError, ValueError) as e:
-            raise ArtifactError(f"{path / 'manifest.json'} lacks field {e}; rebuild the index")
+        n, k, dim, metric = _index_fields(path / "manifest.json", manifest)
+        verify_files(path, manifest, digests=verify)  # every file the manifest lists
         backend = manifest.get("backend", "annoy")  # indexes before the backends were Annoy's
-        ann_file = {"annoy": "items.ann", "hnsw": "items.hnsw"}.get(backend)
-        for name in ("items.parquet", "vectors.npy", "neighbors.npy", "scores.npy"):
-            _check_size(path / name, (files.get(name) or {}).get("bytes"))
-        for name in (ann_file, "context_vectors.npy"):  # present when the manifest lists them
-            if name and (name in files or name == "items.ann" == ann_file):
-                _check_size(path / name, (files.get(name) or {}).get("bytes"))
         neighbors = _load_npy(path / "neighbors.npy", np.int32, (n, k))
         scores = _load_npy(path / "scores.npy", np.float32, (n, k))
-        vectors = _load_npy(path / "vectors.npy", np.float32, (n, dim))
         try:
             items = pq.read_table(path / "items.parquet", columns=["item_id", "count"])
         except (OSError, ValueError, pa.ArrowException) as e:
             raise ArtifactError(f"{path / 'items.parquet'} is unreadable: {e}") from None
         if items.num_rows != n:
             raise ArtifactError(f"{path / 'items.parquet'} has {items.num_rows} rows, expected {n}")
-        if verify and not ((neighbors >= -1) & (neighbors < n)).all():
-            raise ArtifactError(f"{path / 'neighbors.npy'} holds row ids outside [-1, {n})")
-        session = _SessionSearch(path, manifest, backend, metric, vectors, n, dim)
-        if backend == "annoy":
-            session.open()  # checks the file now, as a load error rather than at first query
+        if verify:
+            check_table(neighbors, scores, n, str(path / "neighbors.npy"))
+            # the padded rows as found, not as the manifest claims (they take the slow path)
+            counts = {**manifest["counts"], "short_rows": int((neighbors[:, -1] < 0).sum())}
+            manifest = {**manifest, "counts": counts}
         ids = tuple(items.column("item_id").to_pylist())
-        counts = items.column("count").to_numpy()
+        if len(set(ids)) != n or not all(isinstance(i, str) for i in ids):
+            raise ArtifactError(f"{path / 'items.parquet'} has missing or duplicate item_id values")
+        counts = items.column("count").to_numpy(zero_copy_only=False)
+        vectors = session = None
+        if metric is not None:  # indexes of vectors; a scorer's table has none
+            vectors = _load_npy(path / "vectors.npy", np.float32, (n, dim))
+            session = _SessionSearch(path, manifest, backend, metric, vectors, n, dim)
+            if backend == "annoy":
+                session.open()  # checks the file now, as a load error rather than at first query
         return cls(path, manifest, ids, counts, neighbors, scores, vectors, session)
 
     # --- container protocol ----------------------------------------------------------------------
@@ -336,23 +339,41 @@ class _SessionSearch:
         return found[order].tolist(), scores[order].tolist()
 
 
-def _check_size(path: Path, expected) -> None:
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing; rebuild the index with `pin2vec index`")
-    size = path.stat().st_size
-    if expected is None:
-        raise ArtifactError(f"{path.parent / 'manifest.json'} records no size for {path.name}")
-    if size != int(expected):
-        raise ArtifactError(
-            f"{path} is {size:,} bytes but the manifest says {int(expected):,}: the file is "
-            "truncated or was replaced; rebuild the index with `pin2vec index`"
-        )
+_METRICS = ("angular", "dot")  # the metrics of vector indexes; None: a scorer's table
+
+
+def _index_fields(where: Path, manifest: dict) -> tuple[int, int, int, str | None]:
+    """(items, K, dim, metric) from an INDEX manifest, each checked (a hand edit is an error)."""
+
+    def whole(value, name, low=1, high=None) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < low or (
+            high is not None and value > high
+        ):
+            bound = f" and <= {high:,}" if high is not None else ""
+            raise ArtifactError(f"{where}: {name} is {value!r}, expected a whole number >= {low}"
+                                f"{bound}; rebuild the index")
+        return value
+
+    counts = manifest.get("counts")
+    n = whole(counts.get("items") if isinstance(counts, dict) else None, "counts.items", 2)
+    k = whole(manifest.get("k"), "k")
+    metric = manifest.get("metric")
+    if metric is not None and metric not in _METRICS:
+        raise ArtifactError(f"{where}: metric {metric!r} is not one of {list(_METRICS)} (or null "
+                            "for a table without vectors); rebuild the index")
+    dim = whole(manifest.get("dim"), "dim") if metric is not None else 0
+    settings = manifest.get("backend_settings")
+    for name in ("search_k", "ef", "trees"):
+        value = (settings if isinstance(settings, dict) else manifest).get(name)
+        if value is not None:
+            whole(value, name, 1, 2**31 - 1)  # the ANN libraries take C ints
+    return n, k, dim, metric
 
 
 def _load_npy(path: Path, dtype, shape: tuple[int, ...]) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise ArtifactError(f"{path} is not a readable .npy file: {e}") from None
     if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
         raise ArtifactError(

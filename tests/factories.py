@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from recommender.core.artifacts import file_digest, save_npy, write_json, write_parquet
+from recommender.core.artifacts import file_digest, save_npy, write_manifest, write_parquet
 from recommender.core.sessions import write_item_counts
 
 SESSION_SCHEMA = pa.schema(
@@ -61,8 +61,8 @@ def write_sessions_dir(
     in_sessions = Counter(item for s in sessions for item in set(s))
     write_item_counts(path, engagements, in_sessions)
     tokens = sum(len(s) for s in sessions)
-    write_json(
-        path / "manifest.json",
+    write_manifest(
+        path,
         {
             "format_version": 1,
             "kind": "sessions",
@@ -102,8 +102,8 @@ def write_model_dir(
             {"item_id": pa.array(item_ids, pa.string()), "count": pa.array(counts, pa.int64())}
         ),
     )
-    write_json(
-        path / "manifest.json",
+    write_manifest(
+        path,
         {
             "format_version": 1,
             "kind": "model",

@@ -12,6 +12,7 @@ import pytest
 
 from recommender import RelatedItems, cli
 from recommender.core.errors import ArtifactError
+from recommender.core.integrity import describe_files
 from recommender.index.backends import available
 from recommender.index.build import IndexConfig, build_index
 from tests.factories import write_model_dir
@@ -175,8 +176,10 @@ def test_corrupt_annoy_file_of_the_right_size_is_an_error(broken):
     size = (broken / "items.ann").stat().st_size
     rng = np.random.default_rng(0)
     (broken / "items.ann").write_bytes(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
-    with pytest.raises(ArtifactError, match=r"items\.ann holds .* items; the manifest says 5"):
+    with pytest.raises(ArtifactError, match=r"items\.ann does not match the digest"):
         RelatedItems.load(broken)
+    with pytest.raises(ArtifactError, match=r"items\.ann holds .* items; the manifest says 5"):
+        RelatedItems.load(broken, verify=False)  # no digests: Annoy's item count still checked
 
 
 def test_wrong_format_version_kind_and_shape(broken, tmp_path):
@@ -189,8 +192,9 @@ def test_wrong_format_version_kind_and_shape(broken, tmp_path):
         RelatedItems.load(broken)
     # A well-formed .npy of the wrong shape, with the manifest size patched to match.
     np.save(broken / "scores.npy", np.zeros((5, 2), dtype=np.float32))
-    files = {**manifest["files"], "scores.npy": {"bytes": (broken / "scores.npy").stat().st_size}}
-    (broken / "manifest.json").write_text(json.dumps({**manifest, "files": files}))
+    files = {**manifest["checksums"], "scores.npy": describe_files(broken, ["scores.npy"])[
+        "scores.npy"]}
+    (broken / "manifest.json").write_text(json.dumps({**manifest, "checksums": files}))
     with pytest.raises(ArtifactError, match=r"float32\[5, 2\], expected float32\[5, 3\]"):
         RelatedItems.load(broken)
 

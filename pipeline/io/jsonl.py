@@ -15,18 +15,18 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from pipeline._beam import FileSystems
 from pipeline.io.base import InputFile, RawBatch
-from pipeline.io.text import _text, iter_lines
+from pipeline.io.text import _text, damage_reject, damaged_batch, iter_lines, open_input
 
 _FAST_TYPES = (pa.types.is_string, pa.types.is_integer, pa.types.is_null)
 
 
 def read_jsonl(file: InputFile, spec: dict[str, str], batch_size: int):
     """RawBatches of one JSON-lines file (see the module docstring)."""
-    with FileSystems.open(file.path) as f:
+    with open_input(file.path) as f:
         lines: list[bytes] = []
         numbers: list[int] = []
+        number = 0
         for number, raw in enumerate(iter_lines(f), start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raw = raw[3:]  # UTF-8 byte-order mark
@@ -39,6 +39,9 @@ def read_jsonl(file: InputFile, spec: dict[str, str], batch_size: int):
                 lines, numbers = [], []
         if lines:
             yield _batch(file, spec, lines, numbers)
+        damaged = damage_reject(f, number)
+        if damaged is not None:
+            yield damaged_batch(file, spec, damaged)
 
 
 def _batch(file: InputFile, spec: dict[str, str], lines: list[bytes], numbers: list[int]):
@@ -49,7 +52,7 @@ def _fast(file, spec, lines, numbers) -> RawBatch | None:
     """The whole block at once, or None when any line needs a closer look."""
     try:
         objects = json.loads(b"[" + b",".join(lines) + b"]")
-    except ValueError:  # also UnicodeDecodeError
+    except (ValueError, RecursionError):  # also UnicodeDecodeError; nesting deeper than Python's
         return None
     if len(objects) != len(lines) or not all(type(o) is dict for o in objects):
         return None
@@ -57,7 +60,7 @@ def _fast(file, spec, lines, numbers) -> RawBatch | None:
     for canon, key in spec.items():
         try:
             column = pa.array([o.get(key) for o in objects])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        except (pa.ArrowException, OverflowError, UnicodeEncodeError):  # lone surrogates too
             return None
         fast = any(check(column.type) for check in _FAST_TYPES)
         if canon == "time":
@@ -83,7 +86,7 @@ def _slow(file, spec, lines, numbers) -> RawBatch:
             continue
         try:
             obj = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             obj = None
         if not isinstance(obj, dict):
             rejects.append((number, "bad_json", text.rstrip("\r\n")))
@@ -91,6 +94,10 @@ def _slow(file, spec, lines, numbers) -> RawBatch:
         row = []
         for c in canon:
             v = obj.get(spec[c])
+            if isinstance(v, str) and not _encodable(v):  # "\\ud800": not a Unicode string
+                rejects.append((number, "bad_encoding", text.rstrip("\r\n")))
+                row = None
+                break
             if v is None or isinstance(v, str):
                 row.append(v)
             elif isinstance(v, int) and not isinstance(v, bool):
@@ -101,7 +108,8 @@ def _slow(file, spec, lines, numbers) -> RawBatch:
                 row = None
                 break
         if row is None:
-            rejects.append((number, "bad_type", obj))
+            if not rejects or rejects[-1][0] != number:
+                rejects.append((number, "bad_type", obj))
             continue
         for c, v in zip(canon, row):
             values[c].append(v)
@@ -109,3 +117,11 @@ def _slow(file, spec, lines, numbers) -> RawBatch:
     columns = {c: pa.array(values[c], pa.string()) for c in canon}
     columns["line"] = pa.array(kept, pa.int64())
     return RawBatch(file.index, file.path, pa.table(columns), rejects)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

@@ -110,7 +110,7 @@ def file_columns(file: InputFile, config: SessionizeConfig) -> list[str] | None:
             for _, line in zip(range(1000), text.iter_lines(f)):
                 try:
                     obj = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 if isinstance(obj, dict):
                     keys.update(dict.fromkeys(obj))
@@ -131,13 +131,49 @@ def _check_width(file: InputFile, columns) -> None:
                        "width are rejected (short_row/long_row)", file.path, len(columns), fields)
 
 
+_TIME_TYPES = (pa.types.is_timestamp, pa.types.is_date, pa.types.is_integer, pa.types.is_floating,
+               pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+               pa.types.is_large_binary, pa.types.is_null, pa.types.is_dictionary)
+
+
+def _check_time_type(file: InputFile, name: str) -> None:
+    """A Parquet time column of a type no time can be read from is a config error, up front."""
+    try:
+        with FileSystems.open(file.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+            t = pq.ParquetFile(f).schema_arrow.field(name).type
+    except Exception as e:
+        raise ConfigError(f"cannot read the schema of {file.path}: {e}") from None
+    if not any(check(t) for check in _TIME_TYPES):
+        raise ConfigError(
+            f"{file.path}: the time column {name!r} is of type {t}, which holds no point in time; "
+            "pin2vec reads timestamps, dates, epoch numbers (--time-unit) or ISO-8601 strings: "
+            "convert the column, or name another with --time-column"
+        )
+
+
 def check_columns(config: SessionizeConfig, files: list[InputFile]) -> None:
-    """Raise ConfigError naming the file, the missing column and the columns that exist."""
+    """Raise ConfigError naming the file, the missing column and the columns that exist.
+
+    Also refused: two columns of one name (which one is meant?), and a Parquet time column of a
+    type no time can be read from (decimal, time of day, duration, ...).
+    """
     wanted = column_map(config)
     for file in files:
         names = file_columns(file, config)
         if names is None:
             continue
+        twice = [n for i, n in enumerate(names) if n in names[:i]]
+        if twice:
+            where = [i + 1 for i, n in enumerate(names) if n == twice[0]]
+            hint = ("--columns" if config.columns else
+                    "the header (or name the fields with --columns)")
+            raise ConfigError(
+                f"{file.path} has more than one column named {twice[0]!r} (columns "
+                f"{', '.join(map(str, where))}); pin2vec will not guess which one is meant: "
+                f"rename them in {hint}"
+            )
+        if file.format == "parquet" and config.time_column in names:
+            _check_time_type(file, config.time_column)
         for canonical, name in wanted.items():
             if name not in names:
                 flag = {"user": "--user-column", "item": "--item-column", "time": "--time-column",
@@ -167,6 +203,18 @@ def plan_splits(file: InputFile, batch_size: int):
             group, first = [], rows
     if group or meta.num_row_groups == 0:
         yield Split(file, tuple(group), first)
+
+
+def _plan_splits(file: InputFile, batch_size: int):
+    try:
+        yield from plan_splits(file, batch_size)
+    except Exception as e:
+        raise Pin2VecError(f"pin2vec: cannot read {file.path}: {_why(e)}") from e
+
+
+def _why(e: Exception) -> str:
+    expected = isinstance(e, (OSError, pa.ArrowException, EOFError))
+    return str(e) if expected else f"{type(e).__name__}: {e}"
 
 
 def read_parquet(split: Split, spec: dict[str, str], batch_size: int):
@@ -205,8 +253,8 @@ class _ReadSplits(beam.DoFn):
             yield from read_split(split, self.spec, self.config)
         except Pin2VecError:
             raise
-        except (OSError, pa.ArrowException, EOFError) as e:
-            raise Pin2VecError(f"pin2vec: cannot read {split.file.path}: {e}") from e
+        except Exception as e:  # one line naming the file, never a worker traceback
+            raise Pin2VecError(f"pin2vec: cannot read {split.file.path}: {_why(e)}") from e
 
 
 class ReadEvents(beam.PTransform):
@@ -220,7 +268,7 @@ class ReadEvents(beam.PTransform):
         batch_size = self.config.batch_size
         return (
             files
-            | "PlanSplits" >> beam.FlatMap(plan_splits, batch_size)
+            | "PlanSplits" >> beam.FlatMap(_plan_splits, batch_size)
             | "Spread" >> beam.Reshuffle()
             | "Read" >> beam.ParDo(_ReadSplits(self.config)).with_output_types(RawBatch)
         )

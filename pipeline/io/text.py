@@ -10,23 +10,118 @@ UTF-8 is ``bad_encoding``. Fields are kept as text ("42.0" stays "42.0").
 
 from __future__ import annotations
 
+import bz2
+import collections
 import csv
+import gzip
 import io
+import sys
+import zlib
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from pipeline._beam import FileSystems
+from pipeline._beam import CompressionTypes, FileSystems
 from pipeline.io.base import InputFile, RawBatch, is_utf8
 
 CHUNK_BYTES = 16 << 20
+MAX_SPAN_BYTES = 1 << 20  # the most a quoted field spanning lines may hold before it is refused
+# Field length is one rule for every format and path (pipeline.validate.MAX_FIELD_BYTES on the
+# values a run reads); the csv module's own limit would reject long unused fields on this path only.
+csv.field_size_limit(2**31 - 1)
 
 
 def parse_header(line: bytes, delimiter: str) -> list[str]:
     """Field names of a CSV header line (quotes honoured, BOM and blanks stripped)."""
     text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
     return [name.strip() for name in next(csv.reader([text], delimiter=delimiter), [])]
+
+
+class CheckedInput(io.RawIOBase):
+    """A text input, decompressed by its extension (``.gz``, ``.bz2``), that notices damage.
+
+    Beam's own decompressing reader stops quietly where a truncated file ends, which would read
+    half a log as if it were all of it. Here the end-of-stream marker and checksum are checked:
+    a truncated or damaged file ends at its last complete line, and :attr:`damage` says why and
+    holds the cut-off partial line (the reader rejects it as one ``truncated_file`` record).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.raw = FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        lower = path.lower()
+        if lower.endswith(".gz"):
+            self.stream = gzip.GzipFile(fileobj=self.raw, mode="rb")
+        elif lower.endswith(".bz2"):
+            self.stream = bz2.BZ2File(self.raw, mode="rb")
+        else:
+            self.stream = None
+        self.held = b""  # bytes after the last newline delivered, kept until more data comes
+        self.damage: tuple[str, bytes] | None = None  # (why, cut-off partial line)
+        self.done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.stream is None:
+            return self.raw.readinto(buffer) if hasattr(self.raw, "readinto") else \
+                _copy(self.raw.read(len(buffer)), buffer)
+        while True:
+            if self.held and (self.done or b"\n" in self.held):
+                cut = len(self.held) if self.done else self.held.rfind(b"\n") + 1
+                n = min(len(buffer), cut)
+                buffer[:n] = self.held[:n]
+                self.held = self.held[n:]
+                return n
+            if self.done:
+                return 0
+            try:
+                block = self.stream.read1(1 << 16)  # one step: data before damage is kept
+            except (EOFError, OSError, zlib.error) as e:  # truncated, bad CRC, not gzip ...
+                self.damage = (str(e) or type(e).__name__, self.held)
+                self.held, self.done = b"", True
+                return 0
+            if not block:
+                self.done = True
+            self.held += block
+
+    def close(self) -> None:
+        try:
+            if self.stream is not None:
+                self.stream.close()
+            self.raw.close()
+        finally:
+            super().close()
+
+
+def _copy(data: bytes, buffer) -> int:
+    buffer[: len(data)] = data
+    return len(data)
+
+
+def open_input(path: str) -> io.BufferedReader:
+    """A buffered binary reader over :class:`CheckedInput` (``.raw.damage`` after the end)."""
+    return io.BufferedReader(CheckedInput(path), buffer_size=1 << 20)
+
+
+def damage_reject(f, line_no: int) -> tuple[int, str, str] | None:
+    """The dead-letter entry for a damaged compressed input, read to its end, else None."""
+    damage = f.raw.damage if isinstance(getattr(f, "raw", None), CheckedInput) else None
+    if damage is None:
+        return None
+    why, partial = damage
+    return (line_no + 1, "truncated_file",
+            f"{_text(partial)!r} is where the compressed data stops being readable ({why}); "
+            "records before it were read, anything after it is missing")
+
+
+def damaged_batch(file: InputFile, spec: dict[str, str], reject) -> RawBatch:
+    """A RawBatch holding no rows, only the ``truncated_file`` reject of a damaged input."""
+    columns = {c: pa.array([], pa.string()) for c in spec}
+    columns["line"] = pa.array([], pa.int64())
+    return RawBatch(file.index, file.path, pa.table(columns), [reject])
 
 
 def iter_lines(f):
@@ -44,38 +139,47 @@ def _text(raw: bytes) -> str:
 
 def read_csv(file: InputFile, spec: dict[str, str], config):
     """RawBatches of one CSV/TSV file (see the module docstring)."""
-    with FileSystems.open(file.path) as f:
-        line_no = 0
+    with open_input(file.path) as f:
         if config.no_header:
             names = list(config.columns)
         else:
             header = f.readline()
-            if not header.strip():
-                return  # an empty file: no records
+            if not header.strip():  # an empty file: no records (unless it is a damaged one)
+                damaged = damage_reject(f, 0)
+                if damaged is not None:
+                    yield damaged_batch(file, spec, damaged)
+                return
             names = parse_header(header, file.delimiter)
-            line_no = 1
             if config.columns:
                 names = list(config.columns)
         reader = _CsvChunks(file, spec, names, config.batch_size)
-        carry = b""
-        while True:
-            block = f.read(CHUNK_BYTES)
-            data = carry + block
-            if not block:
-                if data:
-                    data += b"\n"
-                else:
-                    return
-            cut = data.rfind(b"\n") + 1
-            chunk, carry = data[:cut], data[cut:]
-            if b'"' in chunk and not _quotes_balanced(chunk):
-                rest = io.BufferedReader(_Chain(chunk + carry, f))
-                yield from reader.python(rest, line_no)
-                return
-            yield from reader.fast(chunk, line_no)
-            line_no += chunk.count(b"\n")
-            if not block:
-                return
+        last = yield from _read_rows(f, reader, 0 if config.no_header else 1)
+        damaged = damage_reject(f, last)
+        if damaged is not None:
+            yield damaged_batch(file, spec, damaged)
+
+
+def _read_rows(f, reader, line_no: int):
+    """The rows after the header: fast chunks while quotes stay on their line, then Python's csv.
+    Returns the last physical line number read."""
+    carry = b""
+    while True:
+        block = f.read(CHUNK_BYTES)
+        data = carry + block
+        if not block:
+            if data:
+                data += b"\n"
+            else:
+                return line_no
+        cut = data.rfind(b"\n") + 1
+        chunk, carry = data[:cut], data[cut:]
+        if b'"' in chunk and not _quotes_balanced(chunk):
+            rest = io.BufferedReader(_Chain(chunk + carry, f))
+            return (yield from reader.python(rest, line_no))
+        yield from reader.fast(chunk, line_no)
+        line_no += chunk.count(b"\n")
+        if not block:
+            return line_no
 
 
 def _quotes_balanced(chunk: bytes) -> bool:
@@ -131,15 +235,29 @@ class _CsvChunks:
             invalid.append((row.number, row.actual_columns))
             return "skip"
 
-        table = pacsv.read_csv(
-            io.BytesIO(chunk),
-            read_options=pacsv.ReadOptions(column_names=self.names, use_threads=False,
-                                           block_size=len(chunk) + 1),
-            parse_options=pacsv.ParseOptions(delimiter=self.file.delimiter,
-                                             invalid_row_handler=handler),
-            convert_options=pacsv.ConvertOptions(
-                column_types={s: pa.binary() for s in self.used}, include_columns=self.used),
-        )
+        # pyarrow hands a bad row to the handler as text; one that is not UTF-8 makes it report an
+        # "Exception ignored" traceback on stderr and fail, after which the slow path reads the
+        # chunk. Only for such chunks, that report is silenced.
+        hook = sys.unraisablehook
+        if not is_utf8(chunk):
+            sys.unraisablehook = lambda _: None
+        try:
+            table = pacsv.read_csv(
+                io.BytesIO(chunk),
+                read_options=pacsv.ReadOptions(column_names=self.names, use_threads=False,
+                                               block_size=len(chunk) + 1),
+                parse_options=pacsv.ParseOptions(delimiter=self.file.delimiter,
+                                                 invalid_row_handler=handler),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={s: pa.binary() for s in self.used}, include_columns=self.used),
+            )
+        except pa.ArrowInvalid:  # e.g. a bad row that is not UTF-8 (pyarrow cannot hand it over)
+            table = None
+        finally:
+            sys.unraisablehook = hook
+        if table is None:
+            yield from self.python(io.BufferedReader(_Chain(chunk, io.BytesIO())), line_no)
+            return
         bad_rows = np.array([number - 1 for number, _ in invalid], dtype=np.int64)
         good = np.setdiff1d(np.arange(len(nonblank)), bad_rows)
         if len(good) != table.num_rows or any(n is None for n, _ in invalid):
@@ -176,44 +294,70 @@ class _CsvChunks:
             yield self._batch(part, lines[lo:hi], rejects if lo == 0 else [])
 
     def python(self, stream, line_no: int):
-        """Rows of the rest of a file via Python's csv module (quoted fields may span lines)."""
-        state = {"line": line_no, "bad": set(), "raw": []}
+        """Rows of the rest of a file via Python's csv module; returns the last line number.
 
-        def lines():
-            for raw in stream:
-                state["line"] += 1
-                state["raw"].append(raw)
-                try:
-                    yield raw.decode("utf-8")
-                except UnicodeDecodeError:
-                    state["bad"].add(state["line"])
-                    yield raw.decode("utf-8", errors="surrogateescape")
-
-        reader = csv.reader(lines(), delimiter=self.file.delimiter)
+        A quoted field may span lines. When a line opens a quote that no later line closes into a
+        well-formed row (the right number of fields, and no line inside it that is a complete row
+        of its own) within :data:`MAX_SPAN_BYTES`, that line alone is rejected as
+        ``unterminated_quote`` and reading goes on with the next line, so a stray quote costs one
+        record instead of swallowing the rest of the file.
+        """
         n_fields = len(self.names)
         values: list[list[str]] = [[] for _ in self.used]
         line_numbers: list[int] = []
         rejects: list = []
+        pending: collections.deque = collections.deque()  # (number, raw) to read again
+        last_read = line_no
+
+        def next_line():
+            nonlocal last_read
+            if pending:
+                return pending.popleft()
+            raw = stream.readline()
+            if not raw:
+                return None
+            last_read += 1
+            return last_read, raw
+
         while True:
-            first = state["line"] + 1
-            state["raw"] = []
-            try:
-                row = next(reader)
-            except StopIteration:
+            item = next_line()
+            if item is None:
                 break
-            except csv.Error as e:
-                rejects.append((first, "short_row", f"{_text(b''.join(state['raw']))} ({e})"))
-                continue
-            if not row:
+            first, raw = item
+            if not raw.strip(b"\r\n"):
                 continue  # blank line
-            text = _text(b"".join(state["raw"]))
+            record = [item]
+            row, status = self._parse(record)
+            quotes = raw.count(b'"')
+            while status == "open" and sum(len(r) for _, r in record) <= MAX_SPAN_BYTES:
+                more = next_line()
+                if more is None:
+                    break
+                record.append(more)
+                quotes += more[1].count(b'"')
+                if quotes % 2 == 0:  # the quote may have closed: parse the record again
+                    row, status = self._parse(record)
+            last = record[-1][0]
+            text = _text(b"".join(r for _, r in record))
+            if len(record) > 1 and (status != "ok" or len(row) != n_fields
+                                    or self._swallows_rows(record)):
+                rejects.append((first, "unterminated_quote",
+                                f"{_text(raw)} (lines {first}-{last}: the quote opened on line "
+                                f"{first} does not close into one well-formed row)"))
+                pending.extendleft(reversed(record[1:]))
+                continue
+            if status == "open":
+                rejects.append((first, "unterminated_quote", f"{text} (the quote opened on "
+                                f"line {first} is not closed before the end of the file)"))
+                continue
+            if status != "ok":
+                rejects.append((first, "short_row", f"{text} ({status})"))
+                continue
             if len(row) != n_fields:
                 rejects.append((first, "short_row" if len(row) < n_fields else "long_row", text))
                 continue
             fields = [row[p] for p in self.positions]
-            if any(first <= b <= state["line"] for b in state["bad"]) and not all(
-                _encodable(v) for v in fields
-            ):
+            if not all(_encodable(v) for v in fields):
                 rejects.append((first, "bad_encoding", text))
                 continue
             for column, value in zip(values, fields):
@@ -224,6 +368,33 @@ class _CsvChunks:
                 values, line_numbers, rejects = [[] for _ in self.used], [], []
         if line_numbers or rejects:
             yield self._emit(values, line_numbers, rejects)
+        return last_read
+
+    def _swallows_rows(self, record) -> bool:
+        """Whether a line inside a multi-line record is a well-formed row of its own (no quote,
+        every field): the quote that opened the record was a stray one, not a quoted field."""
+        sep = self.file.delimiter.encode()
+        width = len(self.names) - 1
+        return any(b'"' not in raw and raw.count(sep) == width for _, raw in record[1:-1])
+
+    def _parse(self, record) -> tuple[list[str] | None, str]:
+        """(fields, "ok") for physical lines ``record``, or (None, "open") while a quoted field is
+        still open at their end, or (None, the csv module's complaint)."""
+        text = b"".join(raw for _, raw in record).decode("utf-8", errors="surrogateescape")
+        delimiter = self.file.delimiter
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                                   strict=True))
+        except csv.Error as e:
+            if "unexpected end of data" in str(e):
+                return None, "open"
+            try:  # lenient, as before: 'a,"b"x' reads as a,bx
+                rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+            except csv.Error as e2:
+                return None, str(e2)
+        if len(rows) != 1:
+            return None, "a carriage return inside an unquoted field" if rows else "no fields"
+        return rows[0], "ok"
 
     def _emit(self, values, line_numbers, rejects) -> RawBatch:
         columns = {s: pa.array(v, pa.string()) for s, v in zip(self.used, values)}

@@ -60,14 +60,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.main(rest) or 0)
     except Pin2VecError as e:
-        print(f"pin2vec {name}: error: {e}", file=sys.stderr)
+        print(f"pin2vec {name}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:
-        print(f"pin2vec {name}: error: {e.strerror or e}: {e.filename or ''}", file=sys.stderr)
+    except OSError as e:  # missing file, no permission, disk full: the environment, not a bug
+        print(_one_line(f"pin2vec {name}: error: {e.strerror or e}: {e.filename or ''}"),
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"pin2vec {name}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(message: str) -> str:
+    """An error message as one terminal-safe line (ids and paths in it may hold anything)."""
+    return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else
+                   f"\\u{ord(ch):04x}" for ch in message)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import unicodedata
 from pathlib import Path
 
 import pyarrow as pa
@@ -110,10 +111,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     measure = "cosine" if related.scoring == "similar" else "dot"
     for q, rows in queries:
-        print(f"{q}{label(catalog, q)}")
+        print(f"{printable(q)}{label(catalog, q)}")
         for rank, (r, s) in enumerate(rows, 1):
-            print(f"  {rank:>3}. {r}  {measure}={s:.4f}{label(catalog, r)}")
+            print(f"  {rank:>3}. {printable(r)}  {measure}={s:.4f}{label(catalog, r)}")
     return 0
+
+
+def printable(text) -> str:
+    """``text`` safe for a terminal: control and format characters (ANSI/OSC escapes, newlines,
+    bidirectional overrides, zero-width characters) shown as ``\\x1b``-style escapes, and a
+    backslash as two (so an escape shown is never ambiguous with one typed in an id)."""
+    text = str(text)
+    if text.isprintable() and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable() and unicodedata.category(ch) not in ("Cc", "Cf", "Cs"):
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else
+                       f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
 
 
 def label(catalog, item_id) -> str:
@@ -121,4 +142,4 @@ def label(catalog, item_id) -> str:
     if not catalog or item_id not in catalog:
         return ""
     title, category = catalog[item_id]
-    return f"  {title}" + (f" [{category}]" if category else "")
+    return f"  {printable(title)}" + (f" [{printable(category)}]" if category else "")

@@ -9,16 +9,18 @@ sessions against most-popular and co-occurrence. With no arguments it runs on ``
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 import time
 from pathlib import Path
 
-from recommender.core.artifacts import write_json
+from recommender.core.artifacts import check_not_input, write_json
 from recommender.core.errors import ArtifactError, ConfigError
 
 log = logging.getLogger(__name__)
 
 RUN_MARKER = "run.json"
+STAGE_DIRS = ("sessions", "train_sessions", "test_sessions", "model", "index")
 
 
 def find_samples() -> Path:
@@ -32,9 +34,13 @@ def find_samples() -> Path:
     )
 
 
-def _check_output(out: Path, overwrite: bool) -> None:
+def _check_output(out: Path, overwrite: bool, inputs=()) -> None:
     # A directory made by an earlier `pin2vec run` is replaced stage by stage; anything else that is
-    # not empty needs --overwrite, so that a typo cannot wipe unrelated files.
+    # not empty needs --overwrite, so that a typo cannot wipe unrelated files. No stage directory
+    # may hold an input (each is emptied when its stage starts).
+    matched = [p for pattern in inputs for p in (glob.glob(pattern) or [pattern])]
+    for stage in STAGE_DIRS:
+        check_not_input(out / stage, matched)
     if out.is_dir() and any(out.iterdir()) and not (out / RUN_MARKER).exists() and not overwrite:
         raise ArtifactError(
             f"output directory {out} is not empty and was not written by `pin2vec run`; "
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"cannot read --train-config {args.train_config}: {e}") from None
     config = config_from_args(args, base=base, progress=not args.quiet)
     out = Path(args.output)
-    _check_output(out, args.overwrite)
+    _check_output(out, args.overwrite, args.input)
     out.mkdir(parents=True, exist_ok=True)
 
     print(f"[1/5] sessionize {' '.join(args.input)} -> {out / 'sessions'}", flush=True)
@@ -154,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _summary(out, sessions, split, model, index, results, evaluation, args) -> None:
-    from recommender.cli.related import label, read_catalog
+    from recommender.cli.related import label, printable, read_catalog
     from recommender.evaluate.next_item import format_table
     from recommender.lookup import RelatedItems
 
@@ -185,6 +191,6 @@ def _summary(out, sessions, split, model, index, results, evaluation, args) -> N
     print()
     for row in order[: args.examples]:
         item = model.item_ids[row]
-        print(f"{item}{label(catalog, item)}")
+        print(f"{printable(item)}{label(catalog, item)}")
         for other, s in related.related(item, k=5):
-            print(f"    {s:6.3f}  {other}{label(catalog, other)}")
+            print(f"    {s:6.3f}  {printable(other)}{label(catalog, other)}")

@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 from recommender.core.artifacts import (
     file_digest,
     prepare_output_dir,
-    write_json,
+    write_manifest,
 )
 from recommender.core.errors import ConfigError, Pin2VecError
 from recommender.core.sessions import (
@@ -86,8 +86,8 @@ def time_split(
     source = read_sessions_manifest(sessions_dir)
     cutoff = split_cutoff(sessions_dir, test_fraction)
     outputs = {
-        "train": prepare_output_dir(train_dir, overwrite),
-        "test": prepare_output_dir(test_dir, overwrite),
+        "train": prepare_output_dir(train_dir, overwrite, "sessions", [sessions_dir, test_dir]),
+        "test": prepare_output_dir(test_dir, overwrite, "sessions", [sessions_dir, train_dir]),
     }
     schema = pq.read_schema(session_files(sessions_dir)[0])
     writers = {
@@ -117,8 +117,8 @@ def time_split(
         )
         engagements, in_sessions = counts[name]
         write_item_counts(path, engagements, in_sessions)
-        write_json(
-            path / "manifest.json",
+        write_manifest(
+            path,
             {
                 "format_version": 1,
                 "kind": "sessions",

@@ -34,10 +34,11 @@ from recommender.core.artifacts import (
     prepare_output_dir,
     read_manifest,
     save_npy,
-    write_json,
+    write_manifest,
     write_parquet,
 )
 from recommender.core.errors import ArtifactError, ConfigError, Pin2VecError
+from recommender.core.integrity import check_table, verify_files
 from recommender.index import table as related_table
 from recommender.index.backends import BACKENDS, available, get_backend
 from recommender.index.backends.annoy import auto_search_k, auto_trees
@@ -160,11 +161,12 @@ def choose_backend(n_items: int, dim: int) -> tuple[str, dict]:
 
 def _load_model(model_dir: Path) -> tuple[dict, list[str], pa.Array, np.ndarray, np.ndarray]:
     manifest = read_manifest(model_dir, "model")
+    verify_files(model_dir, manifest, ("vectors.npy", "context_vectors.npy", "items.parquet"))
     try:
         vectors = np.load(model_dir / "vectors.npy", mmap_mode="r", allow_pickle=False)
         context = np.load(model_dir / "context_vectors.npy", mmap_mode="r", allow_pickle=False)
         items = pq.read_table(model_dir / "items.parquet", columns=["item_id", "count"])
-    except (OSError, ValueError, pa.ArrowException) as e:
+    except (OSError, ValueError, EOFError, pa.ArrowException) as e:
         raise ArtifactError(f"cannot read MODEL dir {model_dir}: {e}") from None
     ids = items.column("item_id").to_pylist()
     for name, m in (("vectors.npy", vectors), ("context_vectors.npy", context)):
@@ -215,7 +217,7 @@ def build_index(
         backend_name, estimates = config.backend, None
     cls = get_backend(backend_name)  # ConfigError with an install hint if its library is missing
     settings = config.backend_settings(backend_name, n, dim)
-    out = prepare_output_dir(output_dir, overwrite)
+    out = prepare_output_dir(output_dir, overwrite, kind="index", inputs=[model_dir])
     try:
         return _build(model_dir, out, config, model_manifest, ids, counts, vectors, context,
                       cls, settings, estimates, beam_args)
@@ -271,6 +273,7 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
             spec, n, config.batch_size, config.n_jobs, config.progress, backend=backend
         )
     backend.close()
+    check_table(nbrs, scores, n, f"related table of {out}")  # before anything can load it
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
 
@@ -313,7 +316,7 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
         "files": {f: {"bytes": (out / f).stat().st_size} for f in files},
         "config": asdict(config),
     }
-    write_json(out / "manifest.json", manifest)
+    write_manifest(out, manifest, files)
     log.info(
         "index: %d items, K=%d, backend %s %s, recall@10=%s, build %.1fs, table %.1fs",
         n, config.k, cls.name, settings, measured, build_seconds, table_seconds,

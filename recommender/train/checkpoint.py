@@ -16,6 +16,7 @@ import numpy as np
 
 from recommender.core.artifacts import save_npy, write_json
 from recommender.core.errors import ArtifactError
+from recommender.core.integrity import describe_files, verify_files
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def save_checkpoint(out: Path, epoch: int, w_in, w_out, config, vocab, source_di
     write_json(ck / STATE, {
         "format_version": 1, "kind": "checkpoint", "epoch": epoch, "config": config.to_dict(),
         "vocab_digest": vocab.digest(), "source_digest": source_digest, "epochs": epochs,
+        "checksums": describe_files(ck, [f"vectors-{epoch}.npy", f"context_vectors-{epoch}.npy"]),
     })
     for old in ck.glob("*.npy"):
         if not old.name.endswith(f"-{epoch}.npy"):
@@ -51,10 +53,14 @@ def load_checkpoint(out: Path, config, vocab, source_digest, neutral: tuple[str,
         return None
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
+        if state.get("kind") != "checkpoint":
+            raise ValueError(f"{path} is not a pin2vec checkpoint")
         epoch = int(state["epoch"])
+        verify_files(ck, state, [f"vectors-{epoch}.npy", f"context_vectors-{epoch}.npy"])
         w_in = np.load(ck / f"vectors-{epoch}.npy", allow_pickle=False)
         w_out = np.load(ck / f"context_vectors-{epoch}.npy", allow_pickle=False)
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError,
+            ArtifactError) as e:
         raise ArtifactError(f"checkpoint in {ck} is unreadable ({e}); rerun without --resume "
                             "and with --overwrite") from None
     saved = {k: v for k, v in state.get("config", {}).items() if k not in neutral}

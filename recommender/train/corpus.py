@@ -8,6 +8,7 @@ of the float math in another thread. All randomness of a chunk comes from a gene
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,12 @@ PREFETCH_DEPTH = 4  # batches queued ahead of the float math
 # Scatter-index buffers are recycled (fresh multi-MB arrays per batch cost page faults): a batch
 # uses at most 3, and at most PREFETCH_DEPTH + 2 batches are alive at once.
 _RING = 3 * (PREFETCH_DEPTH + 3)
+# --window 0 (whole session) context limit: the items on either side of a centre. Sessions of up
+# to WHOLE_SESSION_LIMIT + 1 items are used whole; in longer ones each item sees this many on
+# each side, so the pairs of a session grow linearly with its length instead of quadratically
+# (a 200k-item session would otherwise make 4e10 pairs).
+WHOLE_SESSION_LIMIT = 1000
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -151,8 +158,15 @@ class BatchMaker:
         s_end = ends[session]
         s_start = s_end - np.bincount(session, minlength=len(lengths))[session]
         pos = np.arange(n)
-        if self.window == 0:  # the whole session is the context (Item2Vec)
-            lo, hi = s_start, s_end
+        if self.window == 0:  # the whole session is the context (Item2Vec), up to a limit
+            lo = np.maximum(s_start, pos - WHOLE_SESSION_LIMIT)
+            hi = np.minimum(s_end, pos + WHOLE_SESSION_LIMIT + 1)
+            if n and not getattr(self, "_warned", False) and (
+                    lengths.max(initial=0) > WHOLE_SESSION_LIMIT + 1):
+                self._warned = True
+                log.warning("--window 0: sessions longer than %d items use the %d items on either "
+                            "side of each item as its context, not the whole session",
+                            WHOLE_SESSION_LIMIT + 1, WHOLE_SESSION_LIMIT)
         else:
             win = np.full(n, self.window)
             if self.shrink:  # word2vec's random window shrinking: effective window in 1..window

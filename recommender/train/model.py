@@ -15,19 +15,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recommender.core.artifacts import (
-    MANIFEST,
     atomic_write,
     prepare_output_dir,
     read_manifest,
     save_npy,
-    write_json,
+    write_manifest,
     write_parquet,
 )
 from recommender.core.errors import ArtifactError
+from recommender.core.integrity import verify_files
 
 log = logging.getLogger(__name__)
 
 MODEL_KIND = "model"
+MODEL_FILES = ("vectors.npy", "context_vectors.npy", "items.parquet")
 FORMAT_VERSION = 1
 
 
@@ -85,7 +86,7 @@ class Model:
 
     def save(self, directory, export_word2vec: bool = False, overwrite: bool = False) -> Path:
         """Write a MODEL directory (manifest last); a non-empty one only with ``overwrite``."""
-        directory = prepare_output_dir(directory, overwrite)
+        directory = prepare_output_dir(directory, overwrite, kind=MODEL_KIND)
         self._write(directory, export_word2vec)
         return directory
 
@@ -111,19 +112,27 @@ class Model:
             vocab_size=len(self.item_ids),
             dim=int(self.vectors.shape[1]),
         )
-        write_json(directory / MANIFEST, {"format_version": FORMAT_VERSION, "kind": MODEL_KIND,
-                                          **manifest})
+        files = ["vectors.npy", "context_vectors.npy", "items.parquet"]
+        files += ["vectors.txt"] if export_word2vec else []
+        manifest.pop("checksums", None)
+        write_manifest(directory, {"format_version": FORMAT_VERSION, "kind": MODEL_KIND,
+                                   **manifest}, files)
 
     @classmethod
-    def load(cls, directory) -> Model:
-        """Read a MODEL directory written by :meth:`save` (or any writer of the contract)."""
+    def load(cls, directory, verify: bool = True) -> Model:
+        """Read a MODEL directory written by :meth:`save` (or any writer of the contract).
+
+        Every file's size and digest is checked against the manifest first (``verify=False``
+        checks sizes only); a damaged file is an :class:`ArtifactError` naming it.
+        """
         directory = Path(directory)
         manifest = read_manifest(directory, MODEL_KIND)
+        verify_files(directory, manifest, MODEL_FILES, digests=verify)
         try:
             vectors = np.load(directory / "vectors.npy", allow_pickle=False)
             context = np.load(directory / "context_vectors.npy", allow_pickle=False)
             items = pq.read_table(directory / "items.parquet", columns=["item_id", "count"])
-        except (OSError, ValueError, pa.ArrowInvalid, KeyError) as e:
+        except (OSError, ValueError, EOFError, pa.ArrowException, KeyError) as e:
             raise ArtifactError(f"cannot read model in {directory}: {e}") from None
         ids = items.column("item_id").to_pylist()
         if vectors.ndim != 2 or vectors.shape != context.shape or vectors.shape[0] != len(ids):

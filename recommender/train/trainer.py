@@ -32,7 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.core.artifacts import file_digest, prepare_output_dir, read_manifest
+from recommender.core.artifacts import (
+    file_digest,
+    prepare_output_dir,
+    read_manifest,
+    remove_stale_temp,
+)
 from recommender.core.errors import ConfigError, TrainingError
 from recommender.train.checkpoint import (
     CHECKPOINT_DIR,
@@ -168,6 +173,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     start_epoch = 0
     out = Path(output_dir) if output_dir is not None else None
     if out is not None:
+        remove_stale_temp(out)  # a killed run's half-written files
         state = load_checkpoint(out, config, vocab, source_digest, _NEUTRAL) if resume else None
         if state is not None:
             start_epoch, w_in, w_out, manifest["epochs"] = state
@@ -177,7 +183,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                 done = finished_model(out, config, source_digest, overwrite, _NEUTRAL)
                 if done is not None:
                     return done
-            prepare_output_dir(out, overwrite or resume)
+            prepare_output_dir(out, overwrite, kind="model", inputs=[corpus.directory])
     model = Model(w_in, w_out, vocab.item_ids, vocab.counts, manifest)
     batch_size = config.batch_size or auto_batch_size(corpus.raw_tokens, config.group_size)
     manifest["batch_size"] = batch_size

@@ -1,0 +1,117 @@
+"""``kill -9`` of each stage: no process outlives it, nothing half-written loads, the same command
+run again succeeds (without --overwrite: an interrupted run's own output is replaced)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender import RelatedItems
+from recommender.cli import main as cli
+from recommender.core.artifacts import OUTPUT_MARKER
+from recommender.core.errors import ArtifactError
+from recommender.core.sessions import read_sessions_manifest
+from recommender.train import Model
+from tests.factories import write_model_dir, write_sessions_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc")
+
+
+def _tagged(tag: str) -> list[int]:
+    """Pids of live processes whose environment carries ``tag`` (the stage and its children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if tag.encode() in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "\nState:\tZ" not in status:  # a zombie is dead, only not yet reaped
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def kill_when(argv: list[str], ready, timeout: float = 60.0) -> None:
+    """Start ``pin2vec argv``, ``kill -9`` it once ``ready()`` holds, check nothing survives."""
+    tag = f"PIN2VEC_KILL_TEST={uuid.uuid4().hex}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), tag.split("=")[0]: tag.split("=")[1]}
+    proc = subprocess.Popen([sys.executable, "-m", "recommender.cli.main", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            assert proc.poll() is None, f"pin2vec {argv[0]} ended before it could be killed"
+            assert time.monotonic() < deadline, f"pin2vec {argv[0]} never got ready"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        time.sleep(0.3)
+        survivors = _tagged(tag)
+        assert survivors == [], f"processes outlived pin2vec {argv[0]}: {survivors}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pid in _tagged(tag):  # only ever processes this test started
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_kill_sessionize(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    n = 5_000
+    times = np.sort(rng.integers(0, 10**6, n))
+    lines = [f"u{u},i{i},{1_700_000_000 + t}" for u, i, t in
+             zip(rng.integers(0, 2000, n), rng.integers(0, 3000, n), times)]
+    (logs / "events.csv").write_text("user_id,item_id,timestamp\n" + "\n".join(lines) + "\n")
+    out = tmp_path / "S"
+    argv = ["sessionize", "--input", str(logs), "--output", str(out), "--quiet", "--buckets", "2"]
+    kill_when(argv, lambda: (out / OUTPUT_MARKER).exists())
+    with pytest.raises(ArtifactError):
+        read_sessions_manifest(out)
+    assert cli(argv) == 0, capsys.readouterr().err
+    assert read_sessions_manifest(out)["counts"]["read"] == n
+    assert (logs / "events.csv").exists()
+
+
+def test_kill_train_then_resume(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    sessions = [[f"i{j}" for j in rng.integers(0, 400, 8)] for _ in range(3000)]
+    source = write_sessions_dir(tmp_path / "S", sessions)
+    out = tmp_path / "M"
+    argv = ["train", "--sessions", str(source), "--output", str(out), "--epochs", "4",
+            "--dim", "8", "--quiet"]
+    kill_when(argv, lambda: (out / "checkpoint" / "state.json").exists())
+    with pytest.raises(ArtifactError):
+        Model.load(out)
+    assert cli(argv) == 2  # a checkpoint is there: resume it or start again, never silently
+    assert "--resume" in capsys.readouterr().err
+    assert cli([*argv, "--resume"]) == 0, capsys.readouterr().err
+    assert Model.load(out).vectors.shape == (400, 8)
+    assert not (out / "checkpoint").exists() and not any(out.glob(".*.tmp"))
+
+
+def test_kill_index(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    model = write_model_dir(tmp_path / "M", [f"i{j}" for j in range(3000)],
+                            rng.normal(size=(3000, 8)))
+    out = tmp_path / "I"
+    argv = ["index", "--model", str(model), "--output", str(out), "--k", "10", "--quiet"]
+    kill_when(argv, lambda: (out / "items.parquet").exists())
+    with pytest.raises(ArtifactError):
+        RelatedItems.load(out)
+    assert cli(argv) == 0, capsys.readouterr().err
+    assert len(RelatedItems.load(out)) == 3000
+    assert not any(out.glob(".*.tmp")) and not any(out.glob(".table-*"))
