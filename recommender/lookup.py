@@ -362,11 +362,17 @@ def _index_fields(where: Path, manifest: dict) -> tuple[int, int, int, str | Non
         raise ArtifactError(f"{where}: metric {metric!r} is not one of {list(_METRICS)} (or null "
                             "for a table without vectors); rebuild the index")
     dim = whole(manifest.get("dim"), "dim") if metric is not None else 0
+    scoring = manifest.get("scoring")
+    vector_scoring = {"similar": "angular", "complementary": "dot"}.get(scoring)
+    if not isinstance(scoring, str) or (metric or vector_scoring) != vector_scoring:
+        raise ArtifactError(f"{where}: scoring {scoring!r} does not go with metric {metric!r} "
+                            "(similar: angular, complementary: dot, a scorer's table: null); "
+                            "rebuild the index")
     settings = manifest.get("backend_settings")
-    for name in ("search_k", "ef", "trees"):
-        value = (settings if isinstance(settings, dict) else manifest).get(name)
-        if value is not None:
-            whole(value, name, 1, 2**31 - 1)  # the ANN libraries take C ints
+    for source in (manifest, settings if isinstance(settings, dict) else {}):
+        for name in ("search_k", "ef", "trees"):
+            if source.get(name) is not None:
+                whole(source[name], name, 1, 2**31 - 1)  # the ANN libraries take C ints
     return n, k, dim, metric
 
 

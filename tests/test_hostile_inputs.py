@@ -353,7 +353,7 @@ def two_indexes(tmp_path_factory):
     out = []
     for name in ("A", "B"):
         model = write_model_dir(base / f"model{name}", ids, rng.normal(size=(40, 8)))
-        build_index(model, base / f"index{name}", IndexConfig(k=5, progress=False,
+        build_index(model, base / f"index{name}", IndexConfig(k=5, progress=False, backend="annoy",
                                                               recall_sample=0))
         out.append(base / f"index{name}")
     return out
