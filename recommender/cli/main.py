@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("recommender.cli.evaluate", "next-item HR/MRR/NDCG vs popular and co-occurrence"),
     "tune": ("recommender.cli.tune", "search hyperparameters by validation HR@K"),
     "run": ("recommender.cli.run", "sessionize -> train -> index -> evaluate in one go"),
+    "report": ("recommender.cli.report", "RUN dir -> one self-contained HTML report"),
 }
 
 USAGE = "usage: pin2vec {" + ",".join(COMMANDS) + "} [options]   (pin2vec COMMAND --help)"
