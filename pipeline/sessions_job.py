@@ -156,6 +156,9 @@ def _finish(config: SessionizeConfig, files, beam_args: list[str]) -> dict:
     if not rejected:  # an empty dead letter says "nothing rejected" more plainly than no file
         write_text(FileSystems.join(config.output, "rejected-00000.jsonl"), "")
         rejected = ["rejected-00000.jsonl"]
+    warnings = time_warnings(config, raw.get("before_2000", 0), counts["valid"])
+    for text in warnings:
+        logger.warning("%s", text)
     manifest = {
         "format_version": 1,
         "kind": "sessions",
@@ -166,12 +169,32 @@ def _finish(config: SessionizeConfig, files, beam_args: list[str]) -> dict:
         "files": {"sessions": shards, "rejected": rejected},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if warnings:
+        manifest["warnings"] = warnings
     path = FileSystems.join(config.output, MANIFEST)
     if _is_remote(config.output):
         write_text(path, json.dumps(manifest, indent=2) + "\n")
     else:
         write_json(path, manifest)
     return manifest
+
+
+def time_warnings(config: SessionizeConfig, early: int, valid: int) -> list[str]:
+    """A warning when every valid event time falls before 2000: a time column misread."""
+    if not valid or early < valid:
+        return []
+    column = config.date_column or config.time_column
+    flag = "--date-column" if config.date_column else "--time-column"
+    unit = ("unit inferred per value (--time-unit auto)" if config.time_unit == "auto"
+            else f"--time-unit {config.time_unit}")
+    read = f"{flag} {column!r} ({unit})"
+    if config.time_offset_column:
+        read += (f" plus --time-offset-column {config.time_offset_column!r} in "
+                 f"{config.time_offset_unit}")
+    return [f"every one of the {valid:,} event times falls before 2000-01-01 as read from "
+            f"{read}: is that the right column and unit? A time within the day (e.g. "
+            "milliseconds since midnight) needs --date-column DATE --time-offset-column TIME "
+            "--time-offset-unit ms; epoch numbers in another unit need --time-unit."]
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -233,7 +256,7 @@ def summary(manifest: dict) -> str:
         return f" ({', '.join(parts)})" if parts else ""
 
     rejected, filtered = sum(c["rejected"].values()), sum(c["filtered"].values())
-    return "\n".join([
+    return "\n".join([*(f"WARNING: {w}" for w in manifest.get("warnings", [])),
         f"read {c['read']:,} records: {c['valid']:,} valid, {rejected:,} rejected"
         f"{reasons(c['rejected'])}",
         f"filtered {filtered:,} events{reasons(c['filtered'])}",
