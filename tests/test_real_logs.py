@@ -10,8 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.sessions_job import run
 from pipeline.options import SessionizeConfig, build_parser
+from pipeline.sessions_job import run
 from pipeline.timeparse import add_offsets, parse_times
 from recommender.core.errors import ConfigError, Pin2VecError
 from recommender.core.sessions import read_sessions_table
