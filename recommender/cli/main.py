@@ -18,6 +18,7 @@ from recommender.core.errors import Pin2VecError
 # name -> (module with main(argv), one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "sessionize": ("pipeline.sessions_job", "engagement logs -> SESSIONS dir (Apache Beam)"),
+    "split": ("recommender.cli.split", "SESSIONS dir -> earlier / latest SESSIONS dirs by time"),
     "train": ("recommender.cli.train", "SESSIONS dir -> MODEL dir (skip-gram / CBOW, numpy)"),
     "index": ("recommender.cli.index", "MODEL dir -> INDEX dir (Annoy + related-item tables)"),
     "related": ("recommender.cli.related", "look up related items in an INDEX dir"),

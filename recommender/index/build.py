@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from recommender.core.artifacts import (
     file_digest,
@@ -34,6 +33,7 @@ from recommender.core.artifacts import (
     write_parquet,
 )
 from recommender.core.errors import ArtifactError, ConfigError
+from recommender.core.progress import progress_bar
 from recommender.index import table as related_table
 from recommender.index.exact import exact_neighbors, recall
 
@@ -148,7 +148,7 @@ def _build_annoy(path: Path, matrix: np.ndarray, metric: str, trees: int, config
     on_disk = n >= config.on_disk_build_items
     if on_disk:  # nodes go straight to the file instead of RAM; must be set before add_item
         index.on_disk_build(str(tmp))
-    for i in tqdm(range(n), desc="annoy add", unit="item", disable=not config.progress):
+    for i in progress_bar(range(n), enabled=config.progress, desc="annoy add", unit="item"):
         index.add_item(i, matrix[i].tolist())
     log.info("building %d Annoy trees over %d items (%s)", trees, n, metric)
     index.build(trees, n_jobs=config.n_jobs)

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
 from recommender.core.artifacts import save_npy, write_parquet
 from recommender.core.errors import Pin2VecError
+from recommender.core.progress import progress_bar
 from recommender.core.vectors import unit_rows
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def compute_table(
     ranges = batch_ranges(n_items, batch_size)
     workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
     workers = max(1, min(workers, len(ranges), -(-n_items // min_rows_per_worker)))
-    bar = tqdm(total=n_items, desc="related table", unit="item", disable=not progress)
+    bar = progress_bar(total=n_items, enabled=progress, desc="related table", unit="item")
     if workers == 1:
         nbrs = np.empty((n_items, spec.k), dtype=np.int32)
         scores = np.empty((n_items, spec.k), dtype=np.float32)
