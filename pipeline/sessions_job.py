@@ -156,7 +156,7 @@ def _finish(config: SessionizeConfig, files, beam_args: list[str]) -> dict:
     if not rejected:  # an empty dead letter says "nothing rejected" more plainly than no file
         write_text(FileSystems.join(config.output, "rejected-00000.jsonl"), "")
         rejected = ["rejected-00000.jsonl"]
-    warnings = time_warnings(config, raw.get("before_2000", 0), counts["valid"])
+    warnings = time_warnings(config, raw.get("before_1990", 0), counts["valid"])
     for text in warnings:
         logger.warning("%s", text)
     manifest = {
@@ -180,7 +180,7 @@ def _finish(config: SessionizeConfig, files, beam_args: list[str]) -> dict:
 
 
 def time_warnings(config: SessionizeConfig, early: int, valid: int) -> list[str]:
-    """A warning when every valid event time falls before 2000: a time column misread."""
+    """A warning when every valid event time falls before 1990: a time column misread."""
     if not valid or early < valid:
         return []
     column = config.date_column or config.time_column
@@ -191,7 +191,7 @@ def time_warnings(config: SessionizeConfig, early: int, valid: int) -> list[str]
     if config.time_offset_column:
         read += (f" plus --time-offset-column {config.time_offset_column!r} in "
                  f"{config.time_offset_unit}")
-    return [f"every one of the {valid:,} event times falls before 2000-01-01 as read from "
+    return [f"every one of the {valid:,} event times falls before 1990-01-01 as read from "
             f"{read}: is that the right column and unit? A time within the day (e.g. "
             "milliseconds since midnight) needs --date-column DATE --time-offset-column TIME "
             "--time-offset-unit ms; epoch numbers in another unit need --time-unit."]

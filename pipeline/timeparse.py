@@ -190,7 +190,9 @@ def _python_iso(text: str) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-PLAUSIBLE_FROM_US = 946_684_800 * 1_000_000  # 2000-01-01T00:00:00Z: earlier logs are rare
+# 1990-01-01T00:00:00Z. A time misread (milliseconds within a day, or days, read as epoch seconds)
+# lands in 1970-72; real logs start later, though not always after 2000 (MovieLens-100k: 1997).
+PLAUSIBLE_FROM_US = 631_152_000 * 1_000_000
 _OFFSET_US = {"h": 3_600_000_000, "min": 60_000_000, "s": 1_000_000, "ms": 1_000, "us": 1}
 
 

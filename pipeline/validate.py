@@ -201,7 +201,7 @@ def validate_batch(raw: RawBatch, config: SessionizeConfig):
               "rejected": rejected, "filtered": filtered}
     early = int((valid & (us < PLAUSIBLE_FROM_US)).sum())
     if early:  # the driver warns when every valid time is this early (a misread unit)
-        counts["before_2000"] = early
+        counts["before_1990"] = early
     return events, rejects, counts
 
 

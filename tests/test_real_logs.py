@@ -70,19 +70,19 @@ def test_date_plus_offset_columns_end_to_end(tmp_path):
              "--time-offset-column", "millis"])
 
 
-def test_times_all_before_2000_warn_naming_column_and_unit(tmp_path, caplog):
+def test_times_all_before_1990_warn_naming_column_and_unit(tmp_path, caplog):
     # milliseconds within the day in the time column: read as epoch seconds, all in 1970-71
     (tmp_path / "log.csv").write_text(
         "user_id,item_id,timestamp\nu1,a,46200000\nu1,b,46200500\nu2,a,46300000\nu2,c,46300900\n")
     out = tmp_path / "out"
     manifest = run(["--input", str(tmp_path / "log.csv"), "--output", str(out), "--quiet"])
     (warning,) = manifest["warnings"]
-    assert "before 2000-01-01" in warning and "--time-column 'timestamp'" in warning
+    assert "before 1990-01-01" in warning and "--time-column 'timestamp'" in warning
     assert "--time-unit auto" in warning and "--time-offset-column" in warning
-    assert "before 2000-01-01" in caplog.text
+    assert "before 1990-01-01" in caplog.text
     assert json.loads((out / "manifest.json").read_text())["warnings"] == [warning]
-    # plausible times: no warning
-    (tmp_path / "ok.csv").write_text("user_id,item_id,timestamp\nu1,a,1700000000\n")
+    # plausible times, 1997 included (MovieLens-100k's first second): no warning
+    (tmp_path / "ok.csv").write_text("user_id,item_id,timestamp\nu1,a,874724710\n")
     ok = run(["--input", str(tmp_path / "ok.csv"), "--output", str(tmp_path / "o2"), "--quiet"])
     assert "warnings" not in ok
 

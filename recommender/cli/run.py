@@ -167,8 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.monotonic() - started, 1), "evaluation": evaluation,
     })
     report = _write_report(out)
-    print(f"done in {time.monotonic() - started:.1f} s."
-          + (f" Report: {report}" if report else "") + " Look up related items with:\n"
+    if report:
+        print(f"report   {report}  (one HTML file: open it in a browser)")
+    print(f"done in {time.monotonic() - started:.1f} s. Look up related items with:\n"
           f"  pin2vec related --index {out / 'index'} ITEM"
           + (f" --catalog {args.catalog}" if args.catalog else ""))
     return 0

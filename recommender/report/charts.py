@@ -131,6 +131,7 @@ def training_chart(epochs: list[dict]) -> str:
         loss = [r.get("loss", np.nan) for r in epochs]
         left.plot(e, loss, marker="o", markersize=3, color=PALETTE[0])
         left.set_title("training loss per epoch", fontsize=10, loc="left")
+        left.ticklabel_format(axis="y", useOffset=False)
         left.set_xlabel("epoch")
         left.xaxis.get_major_locator().set_params(integer=True)
         wps = [r.get("words_per_second", np.nan) for r in epochs]
@@ -171,6 +172,11 @@ def map_png(xy: np.ndarray, labels: list[str] | None, sizes: np.ndarray) -> str:
                            linewidths=0, label=f"{lab} ({len(idx):,})")
             ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
                       markerscale=2.0)
+        # a few far outliers would squeeze the rest into a dot: frame the central 99% per axis
+        lo, hi = np.percentile(xy, 0.5, axis=0), np.percentile(xy, 99.5, axis=0)
+        pad = (hi - lo) * 0.04 + 1e-9
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

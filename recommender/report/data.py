@@ -59,7 +59,8 @@ class RunData:
     spread: float | None = None
     item_ids: list[str] = field(default_factory=list)  # model rows
     counts: np.ndarray | None = None
-    catalog: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    catalog: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    catalog_attribute: str | None = None  # the catalogue column the map is coloured by
 
 
 def _read_json(path: Path, notes: list[str]) -> dict:
@@ -139,8 +140,33 @@ def parse_results(evaluation: dict) -> list[ScorerResult]:
     return out
 
 
-def read_catalog(path: str | Path) -> dict[str, tuple[str, str | None]]:
-    """``item_id -> (title, category)`` from a CSV/TSV/Parquet catalogue (extra columns ignored)."""
+def catalog_attribute(table: pa.Table) -> str | None:
+    """The column to colour the map by: ``category`` if present, else the text column (not id or
+    title) with the fewest distinct first values (``a|b`` lists count by ``a``), 2 to 200."""
+    if "category" in table.column_names:
+        return "category"
+    best, fewest = None, 201
+    for name in table.column_names:
+        if name in ("item_id", "title") or not pa.types.is_string(table.schema.field(name).type):
+            continue
+        distinct = len({_first(v) for v in table.column(name).to_pylist()} - {None})
+        if 2 <= distinct < fewest:
+            best, fewest = name, distinct
+    return best
+
+
+def _first(value) -> str | None:
+    if value is None:
+        return None
+    head = str(value).split("|")[0].strip()
+    return head or None
+
+
+def read_catalog(path: str | Path) -> tuple[dict[str, tuple[str | None, str | None]], str | None]:
+    """``(item_id -> (title, attribute value), attribute name)`` from a CSV/TSV/Parquet catalogue.
+
+    The attribute is :func:`catalog_attribute`'s choice (``None`` when no column fits).
+    """
     import pyarrow.csv as pacsv
 
     path = Path(path)
@@ -159,9 +185,14 @@ def read_catalog(path: str | Path) -> dict[str, tuple[str, str | None]]:
     ids = [str(x) for x in table.column("item_id").to_pylist()]
     n = len(ids)
     titles = table.column("title").to_pylist() if "title" in table.column_names else [None] * n
-    cats = (table.column("category").to_pylist() if "category" in table.column_names
-            else [None] * n)
-    return {i: (t, c) for i, t, c in zip(ids, titles, cats)}
+    attribute = catalog_attribute(table)
+    values = ([_first(v) for v in table.column(attribute).to_pylist()] if attribute
+              else [None] * n)
+    present = [v for v in values if v]
+    if len(set(present)) > 12 and sum("/" in v for v in present) > len(present) / 2:
+        values = [v.split("/")[0] if v else v for v in values]  # "c6/c6.7": colour by "c6"
+        attribute = f"{attribute} (top level)"
+    return {i: (t, c) for i, t, c in zip(ids, titles, values)}, attribute
 
 
 def mean_pair_cosine(vectors: np.ndarray, pairs: int = 20_000, seed: int = 0) -> float | None:
@@ -220,7 +251,7 @@ def load_run(run_dir: str | Path, catalog: str | Path | None = None) -> RunData:
     catalog = catalog or data.run.get("catalog")
     if catalog:
         try:
-            data.catalog = read_catalog(catalog)
+            data.catalog, data.catalog_attribute = read_catalog(catalog)
         except (OSError, ValueError, KeyError, pa.ArrowException) as e:
             notes.append(f"catalogue {catalog} could not be read ({e}); ids shown without titles.")
     return data

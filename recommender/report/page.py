@@ -168,9 +168,13 @@ def _training(data: RunData) -> str:
             + (f" Overall {wps:,.0f} words/s." if wps else ""))
     losses = [e.get("loss") for e in epochs if e.get("loss") is not None]
     body = f'<div class="figure">{charts.training_chart(epochs)}</div>'
-    if len(losses) >= 3 and losses[-1] > 0.98 * losses[-2]:
-        body = ('<p class="callout">The loss was still flat or rising in the last epoch: '
-                "more epochs would not help; a larger alpha or window might.</p>") + body
+    if len(losses) >= 2 and losses[-1] > 0.95 * losses[0]:
+        body = (f'<p class="callout warn">The loss barely moved ({losses[0]:.4f} in epoch 1, '
+                f"{losses[-1]:.4f} in the last): the model has hardly learned. Try a larger "
+                "alpha, more epochs or more data (pin2vec tune searches them).</p>") + body
+    elif len(losses) >= 3 and losses[-1] > 0.99 * losses[-2]:
+        body = ('<p class="callout">The loss changed by less than 1% in the last epoch: '
+                "training has levelled off, more epochs are unlikely to help.</p>") + body
     return _section("training", "Training", body, lead)
 
 
@@ -216,12 +220,16 @@ def _vector_map(data: RunData) -> str:
               else np.ones(len(sample)))
     sizes = 4 + 10 * np.log1p(counts) / max(np.log1p(counts).max(), 1)
     png = charts.map_png(xy, labels, sizes)
+    outside = int(((xy < np.percentile(xy, 0.5, axis=0)) |
+                   (xy > np.percentile(xy, 99.5, axis=0))).any(axis=1).sum())
     sampled = (f"A random sample of {len(sample):,} of the {n:,} items is drawn."
                if n > MAP_POINTS else f"All {n:,} items.")
-    coloured = ("Coloured by catalogue category (top 9, the rest grey)." if labels else
-                "No catalogue category to colour by.")
+    attribute = data.catalog_attribute
+    coloured = (f"Coloured by the catalogue's <code>{_e(attribute)}</code> (first value; top 9, "
+                "the rest grey)." if labels else "No catalogue attribute to colour by.")
     lead = (f"PCA of the unit-length item vectors (first two components, "
-            f"{explained:.0%} of the variance). {sampled} {coloured} Dot size: popularity.")
+            f"{explained:.0%} of the variance). {sampled} {coloured} Dot size: popularity. "
+            f"The view holds the central 99% on each axis ({outside:,} outliers are off it).")
     return _section("map", "Item vectors in 2-D",
                     f'<div class="figure"><img class="map" alt="item vector map" src="{png}">'
                     "</div>", lead)
@@ -351,8 +359,7 @@ def _header(data: RunData) -> str:
                            f"{_fmt(counts.get('items'))} items"))
     if data.split:
         cutoff = str(data.split.get("cutoff_start", "–"))
-        tiles.append(_tile("time split", _e(cutoff[:10]),
-                           f"test = sessions from {_e(cutoff[11:16])} UTC on"))
+        tiles.append(_tile("time split", _e(cutoff[:10]), f"test from {_e(cutoff[11:16])} UTC"))
     shipped = next((r for r in data.results if r.shipped), None)
     if shipped:
         hr = shipped.metrics.get(("hr", 10))
@@ -364,9 +371,8 @@ def _header(data: RunData) -> str:
     if data.spread is not None:
         collapsed = data.spread > COLLAPSED_COSINE
         tiles.append(_tile("vector spread", f"{data.spread:.3f}",
-                           "mean random-pair cosine" + (" — collapsed!" if collapsed else
-                                                        " (lower = more spread)"),
-                           warn=collapsed))
+                           f"collapsed: above {COLLAPSED_COSINE}" if collapsed else
+                           "mean random-pair cosine", warn=collapsed))
     inputs = data.run.get("inputs") or data.sessions.get("inputs") or []
     when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     sub = f"{_e(data.run_dir)} · written {when}"

@@ -48,7 +48,7 @@
     title.appendChild(el("strong", null, it[1] || it[0]));
     title.appendChild(document.createTextNode(" "));
     title.appendChild(el("span", "id", it[0] + (it[2] ? " · " + it[2] : "") + " · " +
-                          it[3].toLocaleString() + " training engagements"));
+                          it[3].toLocaleString("en-US") + " training engagements"));
     out.textContent = "";
     var seen = {};
     data.scorers.forEach(function (s) {
@@ -68,7 +68,7 @@
         tr.appendChild(itemCell(r));
         var v = sc[i];
         tr.appendChild(el("td", "score", v === null || v === undefined ? "–" :
-          (Number.isInteger(v) ? v.toLocaleString() : v.toFixed(3))));
+          (Number.isInteger(v) ? v.toLocaleString("en-US") : v.toFixed(3))));
         table.appendChild(tr);
       });
       box.appendChild(table);
