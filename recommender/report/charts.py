@@ -104,7 +104,7 @@ def bucket_chart(rows: dict[str, dict], buckets: list[str], k: int,
                  palette: dict[str, str], queries: dict[str, int]) -> str:
     """HR@k per popularity bucket of the query item, a bar per scorer."""
     names = list(rows)
-    fig, rc = _figure(10.8, 3.4)
+    fig, rc = _figure(10.8, 2.8)
     with rc:
         ax = fig.subplots()
         width = 0.8 / max(len(names), 1)
