@@ -104,3 +104,16 @@ def test_progress_is_plain_lines_off_a_terminal(tmp_path, capsys):
                                                                   "train epoch 2/2"]
     train(tmp_path / "s", TrainConfig(dim=4, epochs=1, workers=1, progress=False))
     assert capsys.readouterr().err == ""
+
+
+def test_load_eval_data_builds_window_targets_both_ways(tmp_path):
+    from recommender.evaluate.next_item import load_eval_data
+    from recommender.evaluate.splits import time_split
+
+    src = write_sessions_dir(tmp_path / "s", [["a", "b"], ["b", "c"], ["a", "b", "c", "d"]])
+    time_split(src, tmp_path / "train", tmp_path / "test", test_fraction=0.34)
+    for data in (load_eval_data(src, test_fraction=0.34, target_window=3),
+                 load_eval_data(tmp_path / "train", tmp_path / "test", target_window=3)):
+        assert data.queries.to_pylist() == ["a", "b", "c"]
+        assert data.targets.to_pylist() == [["b", "c", "d"], ["c", "d", None],
+                                             ["d", None, None]]

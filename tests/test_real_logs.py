@@ -10,9 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pipeline.options import SessionizeConfig, build_parser
-from pipeline.sessions_job import run
+from pipeline.io.base import RawBatch
+from pipeline.options import SessionizeConfig, build_parser, config_from_args
+from pipeline.sessions_job import run, time_warnings
 from pipeline.timeparse import add_offsets, parse_times
+from pipeline.validate import validate_batch
 from recommender.core.errors import ConfigError, Pin2VecError
 from recommender.core.sessions import read_sessions_table
 
@@ -39,6 +41,16 @@ def test_add_offsets_in_every_unit_and_rejects():
     us, reason = parse_times(pa.array(["nope", "2099-12-31"]))
     add_offsets(us, reason, pa.array([1, 10**12]), "s")
     assert list(reason) == ["bad_time", "time_out_of_range"]
+
+
+def config(**kw) -> SessionizeConfig:
+    return SessionizeConfig(inputs=("mem",), output="unused", **kw)
+
+
+def raw_batch(users, items, times) -> RawBatch:
+    table = pa.table({"user": users, "item": items, "time": times,
+                      "line": pa.array(range(2, len(users) + 2), pa.int64())})
+    return RawBatch(0, "mem.csv", table)
 
 
 def _sessions(out):
@@ -81,10 +93,10 @@ def test_times_all_before_1990_warn_naming_column_and_unit(tmp_path, caplog):
     assert "--time-unit auto" in warning and "--time-offset-column" in warning
     assert "before 1990-01-01" in caplog.text
     assert json.loads((out / "manifest.json").read_text())["warnings"] == [warning]
-    # plausible times, 1997 included (MovieLens-100k's first second): no warning
-    (tmp_path / "ok.csv").write_text("user_id,item_id,timestamp\nu1,a,874724710\n")
-    ok = run(["--input", str(tmp_path / "ok.csv"), "--output", str(tmp_path / "o2"), "--quiet"])
-    assert "warnings" not in ok
+    # plausible times, 1997 included (MovieLens-100k's first second): nothing counted, no warning
+    _, _, counts = validate_batch(raw_batch(["u1"], ["a"], ["874724710"]), config())
+    assert "before_1990" not in counts
+    assert time_warnings(config(), 0, 1) == [] and time_warnings(config(), 1, 2) == []
 
 
 def test_null_values_are_missing_ids(tmp_path):
@@ -98,11 +110,13 @@ def test_null_values_are_missing_ids(tmp_path):
     assert manifest["counts"]["rejected"]["missing_user"] == 2
     assert manifest["counts"]["rejected"]["missing_item"] == 1
     assert [u for u, _, _ in _sessions(out)] == ["u1"]
-    # --null-values '' makes NA an ordinary id again
-    manifest = run(["--input", str(tmp_path / "log.csv"), "--output", str(tmp_path / "o2"),
-                    "--null-values", "", "--quiet"])
-    assert manifest["counts"]["rejected"]["missing_user"] == 0
-    assert sorted(u for u, _, _ in _sessions(tmp_path / "o2")) == ["NA", "u1"]
+    # --null-values '' makes NA an ordinary id again; other lists replace the default
+    batch = raw_batch(["NA", "-", "u1"], ["a", "b", "null"], ["1700000000"] * 3)
+    for flag, kept in (("", 3), ("-", 2), ("NA,null", 1)):
+        cfg = config_from_args(build_parser().parse_args(
+            ["--input", "mem", "--output", "o", "--null-values", flag]))
+        events, _, _ = validate_batch(batch, cfg)
+        assert events.num_rows == kept, flag
 
 
 def test_session_keyed_log_needs_no_user_column(tmp_path):
