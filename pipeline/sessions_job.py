@@ -256,7 +256,7 @@ def summary(manifest: dict) -> str:
         return f" ({', '.join(parts)})" if parts else ""
 
     rejected, filtered = sum(c["rejected"].values()), sum(c["filtered"].values())
-    return "\n".join([*(f"WARNING: {w}" for w in manifest.get("warnings", [])),
+    return "\n".join([
         f"read {c['read']:,} records: {c['valid']:,} valid, {rejected:,} rejected"
         f"{reasons(c['rejected'])}",
         f"filtered {filtered:,} events{reasons(c['filtered'])}",

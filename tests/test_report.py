@@ -137,9 +137,12 @@ def test_report_page_holds_every_section(page_path):
 
 
 def test_report_of_a_half_written_run_dir_notes_what_is_missing(tmp_path):
-    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "sessions").mkdir(parents=True)
     write_json(tmp_path / "run" / "evaluation.json", {"results": [{"name": "x", "hr@10": 0.1}]})
+    write_json(tmp_path / "run" / "sessions" / "manifest.json",
+               {"kind": "sessions", "warnings": ["every one of the 4 event times falls before"]})
     page = write_report(tmp_path / "run").read_text()
+    assert "sessionize: every one of the 4 event times" in page
     assert "no readable model/" in page and "No INDEX dir found" in page
     assert "0.1000" in page
 

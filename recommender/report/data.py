@@ -275,7 +275,7 @@ def read_index_table(index_dir: Path):
     return [str(x) for x in ids.to_pylist()], neighbors, scores
 
 
-def test_pairs(run_dir: Path, target: str = "next") -> tuple[pa.Array, pa.Array] | None:
+def test_pairs(run_dir: Path) -> tuple[pa.Array, pa.Array] | None:
     """Consecutive (query, next item) pairs of ``test_sessions/``, or None when absent."""
     paths = sorted((run_dir / "test_sessions").glob("sessions-*.parquet"))
     if not paths:

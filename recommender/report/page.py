@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,6 @@ import numpy as np
 from recommender.report import charts, scoring
 from recommender.report.data import (
     COLLAPSED_COSINE,
-    EXPLORER_ITEMS,
     EXPLORER_K,
     MAP_POINTS,
     RunData,
@@ -26,6 +24,7 @@ from recommender.report.data import (
     read_index_table,
     test_pairs,
 )
+from recommender.report.explorer import explorer_data, explorer_html
 
 _ASSETS = Path(__file__).with_name("assets")
 COOC_NAME = "co-occurrence"  # same rule as the evaluation's baseline: window 5, counts
@@ -242,76 +241,6 @@ def _count(values) -> dict:
     return out
 
 
-def _explorer_data(data: RunData, tables: dict) -> dict | None:
-    """Top items by popularity and, per scorer, their related items with scores (JSON-ready)."""
-    if not tables:
-        return None
-    ids, _, _ = next(iter(tables.values()))
-    if data.counts is not None and len(data.counts) == len(data.item_ids):
-        pop = dict(zip(data.item_ids, data.counts.tolist()))
-    else:
-        pop = {}
-    ranked = sorted(ids, key=lambda i: (-pop.get(i, 0), i))[:EXPLORER_ITEMS]
-    universe: dict[str, int] = {}
-
-    def uid(item: str) -> int:
-        if item not in universe:
-            universe[item] = len(universe)
-        return universe[item]
-
-    queries = [uid(i) for i in ranked]
-    scorers = []
-    for name, (sids, neighbors, scores) in tables.items():
-        row_of = {s: r for r, s in enumerate(sids)}
-        related, values = [], []
-        for item in ranked:
-            r = row_of.get(item)
-            if r is None:
-                related.append([])
-                values.append([])
-                continue
-            nb = np.asarray(neighbors[r])[:EXPLORER_K]
-            sc = (np.asarray(scores[r])[:EXPLORER_K] if scores is not None
-                  else np.full(len(nb), np.nan))
-            keep = nb >= 0
-            related.append([uid(sids[j]) for j in nb[keep]])
-            values.append([None if s != s else round(float(s), 4) for s in sc[keep]])
-        scorers.append({"name": name, "related": related, "scores": values})
-    items = []
-    for item in universe:
-        title, cat = data.catalog.get(item, (None, None))
-        items.append([item, title or "", cat or "", int(pop.get(item, 0))])
-    return {"items": items, "queries": queries, "scorers": scorers,
-            "total": len(ids), "capped": len(ids) > EXPLORER_ITEMS}
-
-
-def _explorer(payload: dict | None) -> str:
-    if payload is None:
-        return _section("explorer", "Explorer", '<p class="muted">No related-item table to '
-                        "explore.</p>")
-    shown = len(payload["queries"])
-    cap = (f"The {shown:,} most popular of the {payload['total']:,} items are embedded (to keep "
-           "the page small); look up any other with <code>pin2vec related</code>."
-           if payload["capped"] else f"All {shown:,} items are embedded.")
-    names = ", ".join(_e(s["name"]) for s in payload["scorers"])
-    data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).replace("</", "<\\/")
-    body = (
-        '<div class="explorer-controls"><label for="explorer-input">Item</label>'
-        '<input id="explorer-input" list="explorer-items" autocomplete="off" '
-        'placeholder="type an id or a title">'
-        '<datalist id="explorer-items"></datalist>'
-        '<button id="explorer-random" type="button">random item</button></div>'
-        '<div id="explorer-title" class="explorer-title"></div>'
-        '<div id="explorer-out" class="explorer-out"></div>'
-        f'<script type="application/json" id="explorer-data">{data}</script>'
-    )
-    lead = (f"Top {EXPLORER_K} related items of one item by each scorer ({names}). {cap} "
-            "Click a related item to follow it; green rows are items more than one scorer "
-            "returns. Scores: cosine for pin2vec, session co-occurrence counts for "
-            "co-occurrence.")
-    return _section("explorer", "Explorer", body, lead)
-
-
 def render(data: RunData) -> str:
     """The whole page as a string."""
     tables: dict[str, tuple] = {}
@@ -334,7 +263,7 @@ def render(data: RunData) -> str:
         _training(data),
         _index(data),
         _vector_map(data),
-        _explorer(_explorer_data(data, tables)),
+        _section("explorer", "Explorer", *explorer_html(explorer_data(data, tables))),
     ]
     css = (_ASSETS / "report.css").read_text(encoding="utf-8")
     js = (_ASSETS / "explorer.js").read_text(encoding="utf-8")
@@ -386,7 +315,7 @@ def _header(data: RunData) -> str:
 
 
 def _notes(data: RunData) -> str:
-    warnings = []
+    warnings = [f"sessionize: {w}" for w in data.sessions.get("warnings", [])]
     if data.spread is not None and data.spread > COLLAPSED_COSINE:
         warnings.append(
             f"The item vectors have collapsed: two random items have a mean cosine of "
