@@ -124,6 +124,8 @@ def bucket_chart(rows: dict[str, dict], buckets: list[str], k: int,
 
 def training_chart(epochs: list[dict]) -> str:
     """Loss per epoch (line) beside words per second per epoch (bars)."""
+    from matplotlib.ticker import FuncFormatter
+
     fig, rc = _figure(10.8, 3.0)
     with rc:
         left, right = fig.subplots(1, 2, gridspec_kw={"wspace": 0.18})
@@ -139,9 +141,7 @@ def training_chart(epochs: list[dict]) -> str:
         right.set_title("words / s per epoch", fontsize=10, loc="left")
         right.set_xlabel("epoch")
         right.xaxis.get_major_locator().set_params(integer=True)
-        right.yaxis.set_major_formatter(
-            __import__("matplotlib.ticker", fromlist=["x"]).FuncFormatter(
-                lambda v, _: f"{v / 1000:.0f}k"))
+        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:.0f}k"))
         right.grid(axis="x", visible=False)
     return _svg(fig)
 
