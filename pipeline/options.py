@@ -19,6 +19,8 @@ _BeamArgumentParser = beam.options.pipeline_options._BeamArgumentParser
 
 FORMATS = ("auto", "parquet", "csv", "jsonl")
 TIME_UNITS = ("auto", "s", "ms", "us", "ns", "iso")
+OFFSET_UNITS = ("h", "min", "s", "ms", "us", "ns")
+NULL_VALUES = ("NA", "N/A", "null", "NULL", "None", "nan", "NaN")  # besides empty text
 
 
 def _add(parser, *flags, **kwargs) -> None:
@@ -47,13 +49,29 @@ class SessionizeOptions(PipelineOptions):
         _add(parser, "--columns", dest="columns", default=None, metavar="A,B,C",
              help="field names of CSV/TSV files, in order (needed with --no-header; with a "
                   "header line they replace its names)")
-        _add(parser, "--user-column", dest="user_column", default="user_id")
-        _add(parser, "--item-column", dest="item_column", default="item_id")
-        _add(parser, "--time-column", dest="time_column", default="timestamp")
-        _add(parser, "--action-column", dest="action_column", default="action",
-             help="read only when --actions is given")
-        _add(parser, "--session-column", dest="session_column", default=None,
-             help="column whose values are the sessions (no gap rule)")
+        _add(parser, "--user-column", dest="user_column", default=None, metavar="NAME",
+             help="user id column (default: user_id; with --session-column and no "
+                  "--user-column the session id stands in for the user)")
+        _add(parser, "--item-column", dest="item_column", default="item_id", metavar="NAME",
+             help="item id column (default: item_id)")
+        _add(parser, "--time-column", dest="time_column", default="timestamp", metavar="NAME",
+             help="event time column (default: timestamp): epoch numbers, ISO-8601 text or "
+                  "a timestamp/date type")
+        _add(parser, "--date-column", dest="date_column", default=None, metavar="NAME",
+             help="a date (or date-time) column to read instead of --time-column; add "
+                  "--time-offset-column for the time within that date")
+        _add(parser, "--time-offset-column", dest="time_offset_column", default=None,
+             metavar="NAME", help="numbers added to the date (or time) column, in "
+                                  "--time-offset-unit: e.g. milliseconds within the day")
+        _add(parser, "--time-offset-unit", dest="time_offset_unit", default="ms",
+             choices=OFFSET_UNITS, help="unit of --time-offset-column (default: ms)")
+        _add(parser, "--action-column", dest="action_column", default="action", metavar="NAME",
+             help="action column (default: action), read only when --actions is given")
+        _add(parser, "--session-column", dest="session_column", default=None, metavar="NAME",
+             help="column whose values are the sessions (no gap rule); needs no user column")
+        _add(parser, "--null-values", dest="null_values", default=",".join(NULL_VALUES),
+             metavar="A,B", help="id values that mean 'missing' besides empty text "
+                                 f"(default: {','.join(NULL_VALUES)}; '' for none)")
         _add(parser, "--time-unit", dest="time_unit", default="auto", choices=TIME_UNITS,
              help="epoch unit of numeric times; auto infers it from each value's magnitude")
         _add(parser, "--actions", dest="actions", default=None, metavar="A,B",
@@ -90,12 +108,16 @@ class SessionizeConfig:
     delimiter: str | None = None  # None: ',' for CSV, tab for .tsv
     no_header: bool = False
     columns: tuple[str, ...] | None = None  # names of headerless CSV fields
-    user_column: str = "user_id"
+    user_column: str | None = "user_id"  # None (only with session_column): user = session
     item_column: str = "item_id"
     time_column: str = "timestamp"
     action_column: str = "action"
     session_column: str | None = None  # None: sessions by the gap rule
     time_unit: str = "auto"
+    date_column: str | None = None  # read instead of time_column when given
+    time_offset_column: str | None = None  # added to the date/time, in time_offset_unit
+    time_offset_unit: str = "ms"
+    null_values: tuple[str, ...] = NULL_VALUES  # id values that mean missing (besides "")
     actions: tuple[str, ...] | None = None  # None: keep every action
     session_gap: float = 1800.0  # seconds; a longer gap starts a new session
     min_session_length: int = 2
@@ -123,9 +145,14 @@ class SessionizeConfig:
             raise ConfigError("--no-header needs --columns a,b,c naming the fields in order")
         if self.columns and len(set(self.columns)) != len(self.columns):
             raise ConfigError(f"--columns has a repeated name: {','.join(self.columns)}")
-        for name in ("user_column", "item_column", "time_column", "action_column"):
+        for name in ("item_column", "time_column", "action_column"):
             if not getattr(self, name):
                 raise ConfigError(f"--{name.replace('_', '-')} must not be empty")
+        if not self.user_column and not self.session_column:
+            raise ConfigError("no user column: pass --user-column NAME, or --session-column NAME "
+                              "for a log keyed by session")
+        if self.time_offset_unit not in OFFSET_UNITS:
+            raise ConfigError(f"--time-offset-unit must be one of {', '.join(OFFSET_UNITS)}")
         if self.actions is not None and not self.actions:
             raise ConfigError("--actions is empty: list the actions to keep, e.g. save,click")
         if not self.session_gap > 0 or self.session_gap != self.session_gap:
@@ -206,12 +233,16 @@ def config_from_args(ns: argparse.Namespace, default_buckets: int = 8) -> Sessio
         delimiter=delimiter,
         no_header=ns.no_header,
         columns=_split(ns.columns),
-        user_column=ns.user_column,
+        user_column=ns.user_column or (None if ns.session_column else "user_id"),
         item_column=ns.item_column,
         time_column=ns.time_column,
         action_column=ns.action_column,
         session_column=ns.session_column or None,
         time_unit=ns.time_unit,
+        date_column=ns.date_column or None,
+        time_offset_column=ns.time_offset_column or None,
+        time_offset_unit=ns.time_offset_unit,
+        null_values=tuple(v.strip() for v in ns.null_values.split(",") if v.strip()),
         actions=_split(ns.actions),
         session_gap=ns.session_gap,
         min_session_length=ns.min_session_length,

@@ -157,6 +157,9 @@ def _finish(config: SessionizeConfig, files, beam_args: list[str]) -> dict:
     if not rejected:  # an empty dead letter says "nothing rejected" more plainly than no file
         write_text(FileSystems.join(config.output, "rejected-00000.jsonl"), "")
         rejected = ["rejected-00000.jsonl"]
+    warnings = time_warnings(config, raw.get("before_1990", 0), counts["valid"])
+    for text in warnings:
+        logger.warning("%s", text)
     manifest = {
         "format_version": 1,
         "kind": "sessions",
@@ -168,6 +171,8 @@ def _finish(config: SessionizeConfig, files, beam_args: list[str]) -> dict:
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     listed = [*shards, *rejected, "items.parquet"]
+    if warnings:
+        manifest["warnings"] = warnings
     path = FileSystems.join(config.output, MANIFEST)
     if _is_remote(config.output):
         checksums = {}
@@ -179,6 +184,24 @@ def _finish(config: SessionizeConfig, files, beam_args: list[str]) -> dict:
         write_text(path, json.dumps({**manifest, CHECKSUMS: checksums}, indent=2) + "\n")
         return manifest
     return write_manifest(config.output, manifest, listed)
+
+
+def time_warnings(config: SessionizeConfig, early: int, valid: int) -> list[str]:
+    """A warning when every valid event time falls before 1990: a time column misread."""
+    if not valid or early < valid:
+        return []
+    column = config.date_column or config.time_column
+    flag = "--date-column" if config.date_column else "--time-column"
+    unit = ("unit inferred per value (--time-unit auto)" if config.time_unit == "auto"
+            else f"--time-unit {config.time_unit}")
+    read = f"{flag} {column!r} ({unit})"
+    if config.time_offset_column:
+        read += (f" plus --time-offset-column {config.time_offset_column!r} in "
+                 f"{config.time_offset_unit}")
+    return [f"every one of the {valid:,} event times falls before 1990-01-01 as read from "
+            f"{read}: is that the right column and unit? A time within the day (e.g. "
+            "milliseconds since midnight) needs --date-column DATE --time-offset-column TIME "
+            "--time-offset-unit ms; epoch numbers in another unit need --time-unit."]
 
 
 def run(argv: list[str] | None = None) -> dict:

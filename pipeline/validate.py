@@ -3,10 +3,11 @@
 Reject reasons (``rejected-*.jsonl`` and ``counts.rejected`` in the manifest):
 
 ``missing_user`` / ``missing_item`` / ``missing_session``
-    the id is absent, null or blank (ids are stripped of surrounding whitespace);
+    the id is absent, null, blank or one of ``--null-values`` (default ``NA``, ``null`` ...;
+    ids are stripped of surrounding whitespace);
     ``missing_session`` only with ``--session-column``.
 ``missing_time``
-    the time is absent, null or blank.
+    the time (or its ``--time-offset-column``) is absent, null or blank.
 ``bad_time``
     the time cannot be parsed (see :mod:`pipeline.timeparse`), or is NaN.
 ``time_out_of_range``
@@ -68,7 +69,7 @@ from pipeline._beam import beam
 from pipeline.coders import RawBatchCoder  # noqa: F401  (registers the Arrow coders)
 from pipeline.io.base import RawBatch, column_map, is_utf8
 from pipeline.options import SessionizeConfig
-from pipeline.timeparse import parse_times
+from pipeline.timeparse import PLAUSIBLE_FROM_US, add_offsets, parse_times
 from recommender.core.errors import Pin2VecError
 
 REJECT_REASONS = (
@@ -92,8 +93,11 @@ def event_schema(with_session: bool) -> pa.Schema:
     return pa.schema(fields)
 
 
-def normalize_ids(values: pa.Array | pa.ChunkedArray):
-    """Ids as stripped strings: (strings, missing mask, bad_type mask, bad_encoding mask)."""
+def normalize_ids(values: pa.Array | pa.ChunkedArray, null_values=()):
+    """Ids as stripped strings: (strings, missing mask, bad_type mask, bad_encoding mask).
+
+    Empty text and any of ``null_values`` (after stripping; e.g. ``NA``) are missing.
+    """
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     n = len(values)
@@ -119,6 +123,9 @@ def normalize_ids(values: pa.Array | pa.ChunkedArray):
         values = pa.nulls(n, pa.string())
     values = pc.utf8_trim_whitespace(values.cast(pa.string()))
     missing = np.asarray(pc.or_kleene(values.is_null(), pc.equal(values, "")).fill_null(True))
+    if null_values:
+        missing |= np.asarray(pc.is_in(values, pa.array(list(null_values), pa.string()))
+                              .fill_null(False), dtype=bool)
     return values, missing & ~bad_type & ~bad_encoding, bad_type, bad_encoding
 
 
@@ -252,12 +259,15 @@ def validate_batch(raw: RawBatch, config: SessionizeConfig):
         early[bad_text & np.equal(early, None)] = "bad_encoding"
         unusable = ~np.equal(early, None)
     us, time_reason = parse_times(time, config.time_unit)
+    if "offset" in spec:
+        add_offsets(us, time_reason, t.column("offset"), config.time_offset_unit)
     reason = time_reason.copy()
     ids = {}
     for canon in ("session", "item", "user"):  # later assignments win: user problems first
         if canon not in spec:
             continue
-        values, missing, bad_type, bad_encoding = normalize_ids(t.column(canon))
+        values, missing, bad_type, bad_encoding = normalize_ids(t.column(canon),
+                                                                config.null_values)
         ids[canon] = values
         reason[bad_type] = "bad_type"
         reason[bad_encoding] = "bad_encoding"
@@ -290,8 +300,9 @@ def validate_batch(raw: RawBatch, config: SessionizeConfig):
         keep &= allowed
     mask = pa.array(keep)
     line = np.asarray(t.column("line").combine_chunks(), dtype=np.int64)
+    users = ids["user"] if "user" in ids else ids["session"]  # a session-keyed log
     columns = {
-        "user": ids["user"].filter(mask),
+        "user": users.filter(mask),
         "item": ids["item"].filter(mask),
         "ts": pa.array(us[keep], pa.int64()),
         "seq": pa.array((np.int64(raw.file_index) << LINE_BITS) | line[keep], pa.int64()),
@@ -301,6 +312,9 @@ def validate_batch(raw: RawBatch, config: SessionizeConfig):
     events = pa.table(columns, schema=event_schema("session" in spec))
     counts = {"read": n + len(raw.rejects), "valid": int(valid.sum()),
               "rejected": rejected, "filtered": filtered}
+    early = int((valid & (us < PLAUSIBLE_FROM_US)).sum())
+    if early:  # the driver warns when every valid time is this early (a misread unit)
+        counts["before_1990"] = early
     return events, rejects, counts
 
 

@@ -212,8 +212,13 @@ def test_cli_text_json_catalog_and_unknown(index_dir, tmp_path, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [(r["item_id"], [x["item_id"] for x in r["related"]]) for r in doc["results"]] == [
         ("a", ["b"]), ("e", ["d"])]
-    assert cli.main(["related", "--index", str(index_dir), "a", "zz", "--k", "3"]) == 2
-    assert "'zz'" in capsys.readouterr().err
+    # unknown ids are named on stderr; the known ones still print; exit 2 only if none is known
+    assert cli.main(["related", "--index", str(index_dir), "zz", "a", "yy", "--k", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0] == "a" and "    1. b" in captured.out
+    assert "skipped: 'zz', 'yy'" in captured.err
+    assert cli.main(["related", "--index", str(index_dir), "zz", "yy", "--k", "3"]) == 2
+    assert "'zz', 'yy'" in capsys.readouterr().err
     assert cli.main(["related", "--index", str(index_dir), "a", "--k", "9"]) == 2
     assert "K this index was built with" in capsys.readouterr().err
     assert cli.main(["related", "--index", str(index_dir), "a"]) == 0  # default k: min(10, K)

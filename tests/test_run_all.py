@@ -33,6 +33,8 @@ def test_run_writes_every_stage(run_dir):
     assert run["kind"] == "run" and run["train_config"]["epochs"] == 20
     related = RelatedItems.load(run_dir / "index")
     assert len(related) > 2000
+    page = (run_dir / "report.html").read_text()  # the run's report, titles from the catalogue
+    assert '<section id="explorer">' in page and "Drought-tolerant tomato garden" in page
 
 
 def test_run_on_samples_beats_the_baselines(run_dir):

@@ -44,7 +44,11 @@ def is_utf8(value: bytes) -> bool:
 
 def column_map(config: SessionizeConfig) -> dict[str, str]:
     """Canonical column name -> the input's column name, for the columns this run reads."""
-    spec = {"user": config.user_column, "item": config.item_column, "time": config.time_column}
+    spec = {"item": config.item_column, "time": config.date_column or config.time_column}
+    if config.user_column:
+        spec["user"] = config.user_column
+    if config.time_offset_column:
+        spec["offset"] = config.time_offset_column
     if config.actions is not None:
         spec["action"] = config.action_column
     if config.session_column:

@@ -63,11 +63,11 @@ def _fast(file, spec, lines, numbers) -> RawBatch | None:
         except (pa.ArrowException, OverflowError, UnicodeEncodeError):  # lone surrogates too
             return None
         fast = any(check(column.type) for check in _FAST_TYPES)
-        if canon == "time":
+        if canon in ("time", "offset"):
             fast = fast or pa.types.is_floating(column.type)
         if not fast:
             return None
-        columns[canon] = column if canon == "time" else column.cast(pa.string())
+        columns[canon] = column if canon in ("time", "offset") else column.cast(pa.string())
     columns["line"] = pa.array(np.asarray(numbers, dtype=np.int64))
     return RawBatch(file.index, file.path, pa.table(columns))
 
@@ -102,7 +102,7 @@ def _slow(file, spec, lines, numbers) -> RawBatch:
                 row.append(v)
             elif isinstance(v, int) and not isinstance(v, bool):
                 row.append(str(v))
-            elif c == "time" and isinstance(v, float):
+            elif c in ("time", "offset") and isinstance(v, float):
                 row.append(repr(v))
             else:
                 row = None

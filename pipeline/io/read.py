@@ -176,13 +176,17 @@ def check_columns(config: SessionizeConfig, files: list[InputFile]) -> None:
             _check_time_type(file, config.time_column)
         for canonical, name in wanted.items():
             if name not in names:
-                flag = {"user": "--user-column", "item": "--item-column", "time": "--time-column",
-                        "action": "--action-column", "session": "--session-column"}[canonical]
+                flag = {"user": "--user-column", "item": "--item-column",
+                        "time": "--date-column" if config.date_column else "--time-column",
+                        "offset": "--time-offset-column", "action": "--action-column",
+                        "session": "--session-column"}[canonical]
                 shown = ", ".join(names) if names else "(none)"
                 where = " in its first 1000 records" if file.format == "jsonl" else ""
+                hint = ("; a log keyed by session needs only --session-column NAME"
+                        if canonical == "user" and not config.session_column else "")
                 raise ConfigError(
                     f"{file.path} has no column {name!r} ({flag}){where}; "
-                    f"its columns are: {shown}"
+                    f"its columns are: {shown}{hint}"
                 )
 
 

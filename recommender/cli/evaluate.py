@@ -17,6 +17,7 @@ from recommender.evaluate.next_item import (
     leakage_warning,
     load_eval_data,
     model_recommender,
+    parse_target,
     report,
 )
 
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scoring", choices=("similar", "complementary"),
                    help="with --model: cosine neighbours (similar, default) or input·context "
                    "(complementary); with --index the index's own scoring is used")
+    p.add_argument("--target", nargs="+", default=["next"], metavar="next|window N",
+                   help="what counts as a hit: 'next' = the next item of the session (default); "
+                   "'window N' = any of the next N items (for logs with many same-time ties)")
     p.add_argument("--cooc-window", type=int, default=5,
                    help="co-occurrence baseline window in positions, 0 = whole session (default 5)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -68,9 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         model_manifest = loaded.manifest
         model = model_recommender(loaded, args.scoring or "similar", args.k)
     leak = leakage_warning(model_manifest, args.sessions, args.test_sessions)
-    data = load_eval_data(args.sessions, args.test_sessions, args.test_fraction, args.cooc_window)
+    window = parse_target(args.target)
+    data = load_eval_data(args.sessions, args.test_sessions, args.test_fraction, args.cooc_window,
+                          target_window=window)
     results = evaluate([model, *baselines(data.counter, args.k)], data, args.k)
-    out = report(results, args.k)
+    out = report(results, args.k, window)
     if leak:
         out["warning"] = leak
     if args.output:

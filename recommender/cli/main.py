@@ -18,12 +18,14 @@ from recommender.core.errors import Pin2VecError
 # name -> (module with main(argv), one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "sessionize": ("pipeline.sessions_job", "engagement logs -> SESSIONS dir (Apache Beam)"),
+    "split": ("recommender.cli.split", "SESSIONS dir -> earlier / latest SESSIONS dirs by time"),
     "train": ("recommender.cli.train", "SESSIONS dir -> MODEL dir (skip-gram / CBOW, numpy)"),
     "index": ("recommender.cli.index", "MODEL dir -> INDEX dir (Annoy + related-item tables)"),
     "related": ("recommender.cli.related", "look up related items in an INDEX dir"),
     "evaluate": ("recommender.cli.evaluate", "next-item HR/MRR/NDCG vs popular and co-occurrence"),
     "tune": ("recommender.cli.tune", "search hyperparameters by validation HR@K"),
     "run": ("recommender.cli.run", "sessionize -> train -> index -> evaluate in one go"),
+    "report": ("recommender.cli.report", "RUN dir -> one self-contained HTML report"),
 }
 
 USAGE = "usage: pin2vec {" + ",".join(COMMANDS) + "} [options]   (pin2vec COMMAND --help)"

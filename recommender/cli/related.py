@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import unicodedata
 from pathlib import Path
 
@@ -69,7 +70,10 @@ def _describe(catalog, item_id) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Look up the related items of each ITEM; unknown items are an error naming them."""
+    """Look up the related items of each ITEM.
+
+    Unknown items are named on stderr; the exit status is 2 only when none of the ITEMs is known.
+    """
     args = _parser().parse_args(argv)
     related = RelatedItems.load(args.index)
     catalog = read_catalog(args.catalog) if args.catalog else {}
@@ -81,15 +85,19 @@ def main(argv: list[str] | None = None) -> int:
             f"rebuild with `pin2vec index --k {args.k}` for more"
         )
     unknown = [i for i in args.items if i not in related]
-    if unknown and not (args.session and len(unknown) < len(args.items)):
+    if len(unknown) == len(args.items):
         raise ArtifactError(
             f"item(s) not in the index ({len(related):,} items): {', '.join(map(repr, unknown))}; "
             f"ids look like {related.item_ids[0]!r}"
         )
+    if unknown:  # print what can be printed; name the rest on stderr
+        print(f"pin2vec related: not in the index ({len(related):,} items), skipped: "
+              f"{', '.join(map(repr, unknown))}", file=sys.stderr)
+    known = [i for i in args.items if i in related]
     if args.session:
         queries = [(" > ".join(args.items), related.related_to_session(args.items, args.k))]
     else:
-        queries = list(zip(args.items, related.related_many(args.items, args.k)))
+        queries = list(zip(known, related.related_many(known, args.k)))
     if args.json:
         out = {
             "index": str(args.index),

@@ -49,7 +49,9 @@ def _check_output(out: Path, overwrite: bool, inputs=()) -> None:
     (out / RUN_MARKER).unlink(missing_ok=True)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(sessionize_flags: bool = True) -> argparse.ArgumentParser:
+    """The parser of ``pin2vec run``; with ``sessionize_flags`` it also lists (and checks) the
+    flags passed on to ``pin2vec sessionize``, so that ``--help`` shows every flag run accepts."""
     from recommender.cli.train import add_config_arguments
 
     p = argparse.ArgumentParser(
@@ -69,15 +71,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="latest share of sessions held out for evaluation (default 0.2)")
     p.add_argument("--k", type=int, default=10, help="evaluate HR@K etc. (default 10)")
+    p.add_argument("--target", nargs="+", default=["next"], metavar="next|window N",
+                   help="what counts as a hit: 'next' = the next item of the session (default); "
+                   "'window N' = any of the next N items (for logs with many same-time ties)")
     p.add_argument("--index-k", type=int, default=20, help="related items kept per item (20)")
     p.add_argument("--scoring", choices=("similar", "complementary"), default="similar",
                    help="similar: cosine neighbours; complementary: input x context (default "
                    "similar)")
-    p.add_argument("--examples", type=int, default=3, help="items to show with their related")
+    p.add_argument("--examples", default="3", metavar="N|ITEM,ITEM",
+                   help="show the related items of the N most popular items (default 3), or of "
+                   "the given comma-separated item ids")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a non-empty --output that `pin2vec run` did not write")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    add_config_arguments(p)
+    add_config_arguments(p.add_argument_group("training (see pin2vec train --help)"))
+    if sessionize_flags:
+        from pipeline.options import SessionizeOptions
+
+        group = p.add_argument_group(
+            "sessionize (passed to pin2vec sessionize; Beam flags such as --runner too)")
+        SessionizeOptions._add_argparse_args(group)  # --input/--output/... above are run's own
     return p
 
 
@@ -91,14 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         evaluate,
         index_recommender,
         load_eval_data,
+        parse_target,
         report,
+        target_name,
     )
     from recommender.evaluate.splits import time_split
     from recommender.index.build import IndexConfig, build_index
     from recommender.train import train
 
     parser = build_parser()
-    args, beam_and_pipeline = parser.parse_known_args(argv)
+    parser.parse_known_args(argv)  # --help, and type errors in the sessionize flags
+    args, beam_and_pipeline = build_parser(sessionize_flags=False).parse_known_args(argv)
     started = time.monotonic()
     samples = None
     if not args.input:
@@ -114,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot read --train-config {args.train_config}: {e}") from None
     config = config_from_args(args, base=base, progress=not args.quiet)
+    window = parse_target(args.target)
     out = Path(args.output)
     _check_output(out, args.overwrite, args.input)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,23 +157,48 @@ def main(argv: list[str] | None = None) -> int:
                                     progress=not args.quiet),
                         beam_args=beam_and_pipeline or None, overwrite=True)
 
-    print(f"[5/5] evaluate next-item on {split['test']:,} held-out sessions", flush=True)
-    data = load_eval_data(out / "train_sessions", out / "test_sessions")
+    print(f"[5/5] evaluate ({target_name(window)}) on {split['test']:,} held-out sessions",
+          flush=True)
+    data = load_eval_data(out / "train_sessions", out / "test_sessions", target_window=window)
     results = evaluate([index_recommender(out / "index"), *baselines(data.counter, args.k)],
                        data, args.k)
-    evaluation = report(results, args.k)
+    evaluation = report(results, args.k, window)
     write_json(out / "evaluation.json", evaluation)
 
     _summary(out, sessions, split, model, index, results, evaluation, args)
     write_json(out / RUN_MARKER, {
         "format_version": 1, "kind": "run", "inputs": args.input,
+        "catalog": str(Path(args.catalog).resolve()) if args.catalog else None,
         "train_config": config.to_dict(), "scoring": args.scoring,
         "seconds": round(time.monotonic() - started, 1), "evaluation": evaluation,
     })
+    report = _write_report(out)
+    if report:
+        print(f"report   {report}  (one HTML file: open it in a browser)")
     print(f"done in {time.monotonic() - started:.1f} s. Look up related items with:\n"
           f"  pin2vec related --index {out / 'index'} ITEM"
           + (f" --catalog {args.catalog}" if args.catalog else ""))
     return 0
+
+
+def _write_report(out: Path) -> Path | None:
+    """``report.html`` of the run; a failure is a warning, not a failed run (the models stand)."""
+    from recommender.report import write_report
+
+    try:
+        return write_report(out)
+    except (OSError, ValueError, ImportError) as e:
+        log.warning("could not write the report (%s: %s); retry with `pin2vec report %s`",
+                    type(e).__name__, e, out)
+        return None
+
+
+def _example_items(spec: str, model) -> list[str]:
+    """``--examples``: a count of most popular items, or comma-separated ids."""
+    if spec.strip().isdigit():
+        order = sorted(range(len(model.item_ids)), key=lambda i: -int(model.counts[i]))
+        return [model.item_ids[row] for row in order[: int(spec)]]
+    return [item.strip() for item in spec.split(",") if item.strip()]
 
 
 def _summary(out, sessions, split, model, index, results, evaluation, args) -> None:
@@ -183,14 +225,17 @@ def _summary(out, sessions, split, model, index, results, evaluation, args) -> N
     print()
     print(format_table(results, args.k))
     print(evaluation["verdict"])
-    if args.examples <= 0:
+    items = _example_items(args.examples, model)
+    if not items:
         return
     catalog = read_catalog(args.catalog) if args.catalog else {}
     related = RelatedItems.load(out / "index")
-    order = sorted(range(len(model.item_ids)), key=lambda i: -int(model.counts[i]))
     print()
-    for row in order[: args.examples]:
-        item = model.item_ids[row]
+    for item in items:
+        if item not in related:
+            print(f"{printable(item)}: not in the index ({len(related):,} items; it may be absent "
+                  "from the training period or filtered out)")
+            continue
         print(f"{printable(item)}{label(catalog, item)}")
         for other, s in related.related(item, k=5):
             print(f"    {s:6.3f}  {printable(other)}{label(catalog, other)}")

@@ -64,12 +64,51 @@ class EvalData:
 
 def next_item_pairs(items: pa.ListArray) -> tuple[pa.Array, pa.Array]:
     """Consecutive ``(a, b)`` pairs inside each session of a list<string> column."""
+    return target_pairs(items, 1)
+
+
+def target_pairs(items: pa.ListArray, window: int = 1) -> tuple[pa.Array, pa.Array]:
+    """``(query, targets)`` for every item of a session that has a next item.
+
+    ``window`` = 1: the target is the next item (a string array). ``window`` = N > 1: the targets
+    are the next N items of the same session (``fixed_size_list<string>[N]``, null past the
+    session's end); a query is a hit when any of them is in the top K (see :func:`score`).
+    """
+    if window < 1:
+        raise ConfigError(f"the target window must be >= 1, got {window}")
     flat = pc.list_flatten(items)
     if len(flat) < 2:
-        return flat.slice(0, 0), flat.slice(0, 0)
+        empty = flat.slice(0, 0)
+        if window == 1:
+            return empty, empty
+        return empty, pa.FixedSizeListArray.from_arrays(empty, window)
     parents = pc.list_parent_indices(items).to_numpy()
     starts = np.nonzero(parents[:-1] == parents[1:])[0]
-    return flat.take(pa.array(starts)), flat.take(pa.array(starts + 1))
+    if window == 1:
+        return flat.take(pa.array(starts)), flat.take(pa.array(starts + 1))
+    ahead = starts[:, None] + np.arange(1, window + 1)[None, :]
+    inside = ahead < len(flat)
+    inside[inside] &= parents[ahead[inside]] == parents[np.repeat(starts, window)
+                                                          .reshape(-1, window)[inside]]
+    index = pa.array(np.where(inside, ahead, 0).ravel(), mask=~inside.ravel())
+    targets = pa.FixedSizeListArray.from_arrays(flat.take(index), window)
+    return flat.take(pa.array(starts)), targets
+
+
+def parse_target(tokens: list[str] | str | None) -> int:
+    """``--target next`` -> 1; ``--target window N`` -> N (any of the next N items)."""
+    if tokens is None:
+        return 1
+    tokens = tokens.split() if isinstance(tokens, str) else list(tokens)
+    if tokens == ["next"]:
+        return 1
+    if len(tokens) == 2 and tokens[0] == "window" and tokens[1].isdigit() and int(tokens[1]) >= 1:
+        return int(tokens[1])
+    raise ConfigError(f"--target must be 'next' or 'window N' (N >= 1), got {' '.join(tokens)!r}")
+
+
+def target_name(window: int) -> str:
+    return "next item" if window == 1 else f"any of the next {window} items in the session"
 
 
 def load_eval_data(
@@ -77,15 +116,19 @@ def load_eval_data(
     test_sessions_dir: str | Path | None = None,
     test_fraction: float = 0.2,
     cooc_window: int = 5,
+    target_window: int = 1,
 ) -> EvalData:
-    """Training counts and test pairs: from two directories, or a time split of one."""
+    """Training counts and test pairs: from two directories, or a time split of one.
+
+    ``target_window`` > 1 scores any of the next N items of the session (:func:`target_pairs`).
+    """
     counter = ItemCounter(cooc_window)
     queries, targets = [], []
     if test_sessions_dir is not None:
         for batch in iter_session_batches(sessions_dir, ("items",), 65_536):
             counter.add(batch.column(0))
         for batch in iter_session_batches(test_sessions_dir, ("items",), 65_536):
-            q, t = next_item_pairs(batch.column(0))
+            q, t = target_pairs(batch.column(0), target_window)
             queries.append(q)
             targets.append(t)
     else:
@@ -93,7 +136,7 @@ def load_eval_data(
         for batch in iter_session_batches(sessions_dir, ("session_id", "start", "items"), 65_536):
             test = _is_test(batch, cutoff)
             counter.add(batch.filter(pa.array(~test)).column("items"))
-            q, t = next_item_pairs(batch.filter(pa.array(test)).column("items"))
+            q, t = target_pairs(batch.filter(pa.array(test)).column("items"), target_window)
             queries.append(q)
             targets.append(t)
     if not queries or sum(len(q) for q in queries) == 0:
@@ -104,7 +147,10 @@ def load_eval_data(
 def score(rec: Recommender, queries: pa.Array, targets: pa.Array, k: int, catalogue: int) -> Result:
     """HR/MRR/NDCG@k, coverage and unknown share of one recommender on ``(query, target)`` pairs."""
     q = pc.index_in(queries, value_set=rec.item_ids).to_numpy(zero_copy_only=False)
-    t = pc.index_in(targets, value_set=rec.item_ids).to_numpy(zero_copy_only=False)
+    width = targets.type.list_size if pa.types.is_fixed_size_list(targets.type) else 1
+    flat_targets = targets.flatten() if width > 1 else targets
+    t = pc.index_in(flat_targets, value_set=rec.item_ids).to_numpy(zero_copy_only=False)
+    t = t.reshape(len(q), width)  # one column per target; NaN = unknown or past the session end
     known = ~np.isnan(q)
     qrows = q[known].astype(np.int64)
     trows = np.where(np.isnan(t[known]), -2, t[known]).astype(np.int64)
@@ -112,7 +158,7 @@ def score(rec: Recommender, queries: pa.Array, targets: pa.Array, k: int, catalo
     table = rec.rows(unique)[:, :k] if len(unique) else np.empty((0, k), np.int32)
     if table.shape[1] < k:
         raise ConfigError(f"{rec.name} holds only {table.shape[1]} related items per item; k={k}")
-    match = table[inverse] == trows[:, None]
+    match = (table[inverse][:, :, None] == trows[:, None, :]).any(axis=2)
     hit = match.any(axis=1)
     rank = match.argmax(axis=1) + 1
     n = len(q)
@@ -226,5 +272,6 @@ def format_table(results: list[Result], k: int) -> str:
     return "\n".join(lines)
 
 
-def report(results: list[Result], k: int) -> dict:
-    return {"k": k, "results": [asdict(r) for r in results], "verdict": verdict(results)}
+def report(results: list[Result], k: int, target_window: int = 1) -> dict:
+    return {"k": k, "target": target_name(target_window),
+            "results": [asdict(r) for r in results], "verdict": verdict(results)}

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from recommender.core.artifacts import prepare_output_dir, write_json, write_parquet
 from recommender.core.errors import ConfigError
+from recommender.core.progress import progress_bar
 from recommender.core.sessions import read_sessions_manifest
 from recommender.core.vectors import unit_rows
 from recommender.evaluate.next_item import baselines, evaluate, load_eval_data, model_recommender
@@ -120,7 +120,7 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
 
     rng, seen, rows, best = random.Random(config.seed), set(), [], None
     started = time.monotonic()
-    bar = tqdm(range(config.trials), desc="tune", unit="trial", disable=not config.progress)
+    bar = progress_bar(range(config.trials), enabled=config.progress, desc="tune", unit="trial")
     for trial in bar:
         if config.time_budget and time.monotonic() - started > config.time_budget:
             log.info("time budget of %.0f s used after %d trials", config.time_budget, trial)

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from tqdm import tqdm
 
 from recommender.core.artifacts import save_npy, write_parquet
+from recommender.core.progress import progress_bar
 from recommender.core.vectors import unit_rows
 from recommender.index.exact import one_blas_thread
 
@@ -157,7 +157,7 @@ def compute_table(
         nbrs[start:end], scores[start:end] = querier.query(start, end)
         return end - start
 
-    bar = tqdm(total=n_items, desc="related table", unit="item", disable=not progress)
+    bar = progress_bar(total=n_items, enabled=progress, desc="related table", unit="item")
     with bar, one_blas_thread():
         if workers == 1:
             for bounds in ranges:

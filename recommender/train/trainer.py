@@ -39,6 +39,7 @@ from recommender.core.artifacts import (
     remove_stale_temp,
 )
 from recommender.core.errors import ConfigError, TrainingError
+from recommender.core.progress import bars_enabled, plain_lines, progress_bar, say
 from recommender.train.checkpoint import (
     CHECKPOINT_DIR,
     finished_model,
@@ -222,6 +223,9 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                                        "words_per_second": corpus.raw_tokens / max(seconds, 1e-9)})
             log.info("epoch %d/%d: loss %.5f, %.0f words/s", epoch + 1, config.epochs, mean,
                      corpus.raw_tokens / max(seconds, 1e-9))
+            if bar is None and plain_lines(config.progress):
+                say(f"train epoch {epoch + 1}/{config.epochs}: loss {mean:.4f}, "
+                    f"{corpus.raw_tokens / max(seconds, 1e-9):,.0f} words/s")
             if out is not None:
                 save_checkpoint(out, epoch + 1, w_in, w_out, config, vocab, source_digest,
                                 manifest["epochs"])
@@ -273,9 +277,7 @@ def _epoch_batches(corpus: Corpus, maker: BatchMaker, config: TrainConfig, epoch
 
 
 def _progress(config: TrainConfig, total: int, initial: int):
-    if not config.progress:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, unit="word", unit_scale=True, desc="train",
-                smoothing=0.1)
+    if not bars_enabled(config.progress):
+        return None  # no terminal: one plain line per epoch instead (see train())
+    return progress_bar(total=total, initial=initial, unit="word", unit_scale=True,
+                        desc="train", smoothing=0.1)
