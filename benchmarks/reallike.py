@@ -101,7 +101,7 @@ def dense_log(seed: int = 0, scale: float = 1.0, n_tastes: int = 20, noise: floa
               span_days: float = 215.0, user_tastes: int = 4, taste_pop: float = 1.5,
               floor: float = 0.03, noise_pop: float = 1.0, taste_floor: float = 0.002,
               chain_spread: float = 0.95, obscure: float = 0.5, successors: int = 60,
-              succ_pop: float = 0.3, tie_shuffle: float = 0.0) -> LogData:
+              succ_pop: float = 0.3, tie_shuffle: float = 0.15) -> LogData:
     """A MovieLens-100k-shaped rating log (``scale`` multiplies users, items and events).
 
     Parameters
