@@ -542,3 +542,14 @@ def test_randomly_mangled_csv_and_jsonl_never_crash_or_lose_records(tmp_path):
         path = tmp_path / f"{trial}.jsonl"
         path.write_bytes(bytes(j))
         dead_letter(path, "jsonl")
+
+
+def test_overwrite_never_empties_the_working_directory(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    (work / "src").mkdir(parents=True)
+    (work / "src" / "code.py").write_text("x")
+    monkeypatch.chdir(work)
+    for out in (".", str(tmp_path)):
+        with pytest.raises(ArtifactError, match="refusing to empty"):
+            prepare_output_dir(out, True, kind="model")
+    assert (work / "src" / "code.py").exists()

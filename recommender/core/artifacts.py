@@ -238,6 +238,17 @@ def _owner(path: Path) -> tuple[str | None, bool]:
     return None, False
 
 
+def _refuse_precious(path: Path) -> None:
+    """Even with --overwrite, never empty the filesystem root, a home directory, or the working
+    directory or one of its parents (``--output .`` is a typo more often than a wish)."""
+    real = path.resolve()
+    cwd = Path.cwd().resolve()
+    if real == Path(real.anchor) or real == Path.home().resolve() or real == cwd or (
+            real in cwd.parents):
+        raise ArtifactError(f"refusing to empty {path}: it is the root, your home or the working "
+                            "directory (or holds it); choose a dedicated --output directory")
+
+
 def _empty(path: Path) -> None:
     (path / MANIFEST).unlink(missing_ok=True)  # first: a half-emptied dir is never loadable
     for child in path.iterdir():
@@ -290,6 +301,7 @@ def prepare_output_dir(
                 held = f"a complete pin2vec {found}" if found else "files pin2vec did not write"
                 what = f"pass --overwrite to replace it (it holds {held}), or choose another output"
             raise ArtifactError(f"output directory {path} is not empty; {what}")
+        _refuse_precious(path)
         if ours_unfinished and not overwrite:
             log.warning("emptying %s: an interrupted pin2vec %s run left it unfinished", path, kind)
         _empty(path)

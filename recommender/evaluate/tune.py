@@ -111,7 +111,7 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
     from recommender.train.trainer import TrainConfig, train
 
     read_sessions_manifest(sessions_dir)
-    out = prepare_output_dir(output_dir, overwrite, kind="tune", inputs=[sessions_dir])
+    out = prepare_output_dir(output_dir, overwrite, inputs=[sessions_dir])
     work = out / ".split"
     time_split(sessions_dir, work / "train", work / "valid", config.test_fraction, overwrite=True)
     data = load_eval_data(work / "train", work / "valid")
