@@ -553,3 +553,12 @@ def test_overwrite_never_empties_the_working_directory(tmp_path, monkeypatch):
         with pytest.raises(ArtifactError, match="refusing to empty"):
             prepare_output_dir(out, True, kind="model")
     assert (work / "src" / "code.py").exists()
+
+
+def test_json_key_given_twice_is_refused_not_resolved_silently(tmp_path):
+    path = tmp_path / "dup.jsonl"
+    path.write_text('{"user_id": "u1", "item_id": "a", "timestamp": 1700000000}\n'
+                    '{"user_id": "u1", "item_id": "a", "item_id": "b", "timestamp": 1700000001}\n'
+                    '{"user_id": "u1", "item_id": "c", "note": {"x": 1}, "timestamp": 1700000002}\n')
+    reasons, got, _ = dead_letter(path, "jsonl")
+    assert reasons == {"bad_json": [2]} and got == [("u1", "a"), ("u1", "c")]

@@ -45,7 +45,13 @@ def read_jsonl(file: InputFile, spec: dict[str, str], batch_size: int):
 
 
 def _batch(file: InputFile, spec: dict[str, str], lines: list[bytes], numbers: list[int]):
-    return _fast(file, spec, lines, numbers) or _slow(file, spec, lines, numbers)
+    # A key this run reads written twice in one object (JSON keeps the last, silently) sends
+    # the block line by line, where such a line is rejected. Counting in the whole block first
+    # keeps the common case to one C-level pass per key.
+    block = b"".join(lines)
+    twice = any(block.count(json.dumps(key).encode()) > len(lines) for key in spec.values())
+    return (None if twice else _fast(file, spec, lines, numbers)) or _slow(
+        file, spec, lines, numbers)
 
 
 def _fast(file, spec, lines, numbers) -> RawBatch | None:
@@ -75,6 +81,7 @@ def _fast(file, spec, lines, numbers) -> RawBatch | None:
 def _slow(file, spec, lines, numbers) -> RawBatch:
     """Line by line, with a reason for every line that cannot be used."""
     canon = list(spec)
+    used = set(spec.values())
     values: dict[str, list] = {c: [] for c in canon}
     kept: list[int] = []
     rejects: list = []
@@ -85,7 +92,10 @@ def _slow(file, spec, lines, numbers) -> RawBatch:
             rejects.append((number, "bad_encoding", _text(raw)))
             continue
         try:
-            obj = json.loads(text)
+            obj = json.loads(text, object_pairs_hook=lambda pairs: _unique(pairs, used))
+        except _Duplicate as e:
+            rejects.append((number, "bad_json", f"{text.rstrip()} (key {e} appears twice)"))
+            continue
         except (ValueError, RecursionError):
             obj = None
         if not isinstance(obj, dict):
@@ -125,3 +135,17 @@ def _encodable(text: str) -> bool:
         return True
     except UnicodeEncodeError:
         return False
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _unique(pairs, used) -> dict:
+    """An object from its pairs, refusing a key this run reads given twice (which one is meant?)."""
+    obj = {}
+    for key, value in pairs:
+        if key in obj and key in used:
+            raise _Duplicate(json.dumps(key))
+        obj[key] = value
+    return obj
