@@ -559,6 +559,26 @@ def test_json_key_given_twice_is_refused_not_resolved_silently(tmp_path):
     path = tmp_path / "dup.jsonl"
     path.write_text('{"user_id": "u1", "item_id": "a", "timestamp": 1700000000}\n'
                     '{"user_id": "u1", "item_id": "a", "item_id": "b", "timestamp": 1700000001}\n'
-                    '{"user_id": "u1", "item_id": "c", "note": {"x": 1}, "timestamp": 1700000002}\n')
+                    '{"user_id": "u1", "item_id": "c", "note": {"x": 1}, '
+                    '"timestamp": 1700000002}\n')
     reasons, got, _ = dead_letter(path, "jsonl")
     assert reasons == {"bad_json": [2]} and got == [("u1", "a"), ("u1", "c")]
+
+
+def test_a_directory_another_live_run_is_writing_is_left_alone(tmp_path):
+    import subprocess
+    import sys
+
+    out = prepare_output_dir(tmp_path / "I", False, kind="index")
+    (out / "items.ann").write_bytes(b"being written")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (out / OUTPUT_MARKER).write_text(json.dumps({"kind": "index", "pid": sleeper.pid}))
+        with pytest.raises(ArtifactError, match=f"another pin2vec process \\(pid {sleeper.pid}"):
+            prepare_output_dir(out, False, kind="index")
+        assert (out / "items.ann").exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    prepare_output_dir(out, False, kind="index")  # its writer is gone: ours to replace
+    assert not (out / "items.ann").exists()

@@ -249,6 +249,17 @@ def _refuse_precious(path: Path) -> None:
                             "directory (or holds it); choose a dedicated --output directory")
 
 
+def _writer(path: Path) -> int | None:
+    """The pid of a live process (not this one) named by the directory's output marker."""
+    try:
+        pid = json.loads((path / OUTPUT_MARKER).read_text(encoding="utf-8")).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
+        return None
+    return pid if _alive(pid) else None
+
+
 def _empty(path: Path) -> None:
     (path / MANIFEST).unlink(missing_ok=True)  # first: a half-emptied dir is never loadable
     for child in path.iterdir():
@@ -293,6 +304,11 @@ def prepare_output_dir(
             )
         resumable = (path / "checkpoint").is_dir()
         ours_unfinished = kind is not None and found == kind and not complete and not resumable
+        writer = _writer(path) if found and not complete else None
+        if writer is not None and not overwrite:
+            raise ArtifactError(
+                f"output directory {path} is being written by another pin2vec process (pid "
+                f"{writer}); wait for it or stop it (if that pid is not pin2vec, pass --overwrite)")
         if not (overwrite or ours_unfinished):
             if resumable and found == kind:
                 what = ("pass --resume to continue the interrupted run's checkpoint in it, or "
