@@ -141,6 +141,9 @@ class SessionizeConfig:
             raise ConfigError(f"--time-unit must be one of {', '.join(TIME_UNITS)}")
         if self.delimiter is not None and len(self.delimiter) != 1:
             raise ConfigError(f"--delimiter must be one character, got {self.delimiter!r}")
+        if self.delimiter is not None and self.delimiter in '\r\n"':
+            raise ConfigError(f"--delimiter cannot be a line break or the quote character, "
+                              f"got {self.delimiter!r}")
         if self.no_header and not self.columns:
             raise ConfigError("--no-header needs --columns a,b,c naming the fields in order")
         if self.columns and len(set(self.columns)) != len(self.columns):
@@ -155,8 +158,9 @@ class SessionizeConfig:
             raise ConfigError(f"--time-offset-unit must be one of {', '.join(OFFSET_UNITS)}")
         if self.actions is not None and not self.actions:
             raise ConfigError("--actions is empty: list the actions to keep, e.g. save,click")
-        if not self.session_gap > 0 or self.session_gap != self.session_gap:
-            raise ConfigError(f"--session-gap must be > 0 seconds, got {self.session_gap}")
+        if not 0 < self.session_gap <= 100 * 365 * 86_400:  # also NaN and inf
+            raise ConfigError(f"--session-gap must be > 0 and at most 100 years in seconds, "
+                              f"got {self.session_gap}")
         if self.min_session_length < 1:
             raise ConfigError("--min-session-length must be >= 1")
         if self.max_session_length < max(self.min_session_length, 1):

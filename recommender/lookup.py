@@ -327,7 +327,8 @@ class _SessionSearch:
         """(rows, scores) of up to ``k`` items for one query vector, best first."""
         backend = self.open()
         k = min(k, self.n)
-        overrides = {"search_k": search_k} if search_k and self.name == "annoy" else {}
+        overrides = ({"search_k": min(search_k, 2**31 - 1)}  # Annoy takes a C int
+                     if search_k and self.name == "annoy" else {})
         found = backend.search(query[None, :], k, **overrides)[0]
         found = found[found >= 0]
         cand = np.asarray(self.items[found], dtype=np.float32)

@@ -582,3 +582,20 @@ def test_a_directory_another_live_run_is_writing_is_left_alone(tmp_path):
         sleeper.wait()
     prepare_output_dir(out, False, kind="index")  # its writer is gone: ours to replace
     assert not (out / "items.ann").exists()
+
+
+def test_hostile_option_values_are_one_line_errors(tmp_path, capsys, two_indexes):
+    log = tmp_path / "log.csv"
+    log.write_text(f"user_id,item_id,timestamp\nu,a,{T0}\n")
+    for extra in (["--session-gap", "inf"], ["--session-gap", "1e308"], ["--delimiter", '"'],
+                  ["--delimiter", "\n"]):
+        code, err = run_cli(["sessionize", "--input", str(log), "--output", str(tmp_path / "o"),
+                             *extra], capsys)
+        assert code == 2 and "\n" not in err and err.startswith("pin2vec sessionize: error:"), err
+    model = write_model_dir(tmp_path / "M", list("abcd"), np.eye(4, 3))
+    code, err = run_cli(["index", "--model", str(model), "--output", str(tmp_path / "I"),
+                         "--search-k", str(10**15)], capsys)
+    assert code == 2 and "search_k" in err
+    assert cli(["related", "--index", str(two_indexes[0]), "--session", "i1", "i2",
+                "--k", str(10**12), "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["results"][0]["related"]) == 38

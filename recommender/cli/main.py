@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     except Pin2VecError as e:
         print(f"pin2vec {name}: error: {_one_line(str(e))}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print(f"pin2vec {name}: error: out of memory; use smaller settings (--dim, --k, "
+              "--batch-size) or a machine with more memory", file=sys.stderr)
+        return 2
     except OSError as e:  # missing file, no permission, disk full: the environment, not a bug
         print(_one_line(f"pin2vec {name}: error: {e.strerror or e}: {e.filename or ''}"),
               file=sys.stderr)

@@ -98,8 +98,10 @@ class IndexConfig:
         positive("beam_threshold", self.beam_threshold)
         positive("on_disk_build_items", self.on_disk_build_items)
         positive("batch_size", self.batch_size)
-        if self.search_k is not None and (not isinstance(self.search_k, int) or self.search_k < 1):
-            raise ConfigError(f"search_k must be a positive integer or None, got {self.search_k!r}")
+        if self.search_k is not None and (not isinstance(self.search_k, int)
+                                          or not 1 <= self.search_k <= 2**31 - 1):  # a C int
+            raise ConfigError(f"search_k must be an integer in 1..2**31-1 or None, "
+                              f"got {self.search_k!r}")
         if self.scoring not in METRICS:
             raise ConfigError(
                 f"scoring must be one of {sorted(METRICS)}, got {self.scoring!r}"
