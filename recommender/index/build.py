@@ -172,7 +172,7 @@ def _load_model(model_dir: Path) -> tuple[dict, list[str], pa.Array, np.ndarray,
         raise ArtifactError(f"cannot read MODEL dir {model_dir}: {e}") from None
     ids = items.column("item_id").to_pylist()
     for name, m in (("vectors.npy", vectors), ("context_vectors.npy", context)):
-        if m.ndim != 2 or m.dtype != np.float32 or m.shape[0] != len(ids):
+        if m.ndim != 2 or m.dtype != np.float32 or m.shape[0] != len(ids) or m.shape[1] < 1:
             raise ArtifactError(
                 f"{model_dir / name} is {m.dtype}{list(m.shape)}; expected float32 "
                 f"[{len(ids)}, d] to match items.parquet"
