@@ -57,7 +57,9 @@ class CheckedInput(io.RawIOBase):
             self.stream = bz2.BZ2File(self.raw, mode="rb")
         else:
             self.stream = None
-        self.held = b""  # bytes after the last newline delivered, kept until more data comes
+        self.held = bytearray()  # decompressed bytes not yet delivered start at self.start
+        self.start = 0
+        self.ready = 0  # held[start:ready] ends with a newline (or the clean end): deliverable
         self.damage: tuple[str, bytes] | None = None  # (why, cut-off partial line)
         self.done = False
 
@@ -68,24 +70,28 @@ class CheckedInput(io.RawIOBase):
         if self.stream is None:
             return self.raw.readinto(buffer) if hasattr(self.raw, "readinto") else \
                 _copy(self.raw.read(len(buffer)), buffer)
-        while True:
-            if self.held and (self.done or b"\n" in self.held):
-                cut = len(self.held) if self.done else self.held.rfind(b"\n") + 1
-                n = min(len(buffer), cut)
-                buffer[:n] = self.held[:n]
-                self.held = self.held[n:]
-                return n
-            if self.done:
-                return 0
+        while self.start == self.ready and not self.done:
             try:
-                block = self.stream.read1(1 << 16)  # one step: data before damage is kept
+                block = self.stream.read1(1 << 20)  # one step: data before damage is kept
             except (EOFError, OSError, zlib.error) as e:  # truncated, bad CRC, not gzip ...
-                self.damage = (str(e) or type(e).__name__, self.held)
-                self.held, self.done = b"", True
-                return 0
-            if not block:
+                self.damage = (str(e) or type(e).__name__, bytes(self.held[self.ready:]))
                 self.done = True
+                break
+            if not block:
+                self.done, self.ready = True, len(self.held)
+                break
+            if self.start > (1 << 20) and self.start * 2 > len(self.held):
+                del self.held[: self.start]  # compact now and then, not on every read
+                self.ready -= self.start
+                self.start = 0
             self.held += block
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                self.ready = len(self.held) - len(block) + newline + 1
+        n = min(len(buffer), self.ready - self.start)
+        buffer[:n] = self.held[self.start : self.start + n]
+        self.start += n
+        return n
 
     def close(self) -> None:
         try:
