@@ -3,6 +3,8 @@ run again succeeds (without --overwrite: an interrupted run's own output is repl
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import signal
 import subprocess
@@ -76,14 +78,22 @@ def test_kill_sessionize(tmp_path, capsys):
     lines = [f"u{u},i{i},{1_700_000_000 + t}" for u, i, t in
              zip(rng.integers(0, 2000, n), rng.integers(0, 3000, n), times)]
     (logs / "events.csv").write_text("user_id,item_id,timestamp\n" + "\n".join(lines) + "\n")
+    hostile = [json.dumps({"user_id": f"u{i}", "item_id": f"i{i}", "timestamp": 1_700_000_000 + i})
+               for i in range(2000)]
+    hostile[3] = '{"user_id": "u3", "item_id": "\\ud800x", "timestamp": 1700000003}'
+    packed = gzip.compress(("\n".join(hostile) + "\n").encode())
+    (logs / "more.jsonl.gz").write_bytes(packed[: len(packed) // 2])  # cut: truncated_file
     out = tmp_path / "S"
     argv = ["sessionize", "--input", str(logs), "--output", str(out), "--quiet", "--buckets", "2"]
     kill_when(argv, lambda: (out / OUTPUT_MARKER).exists())
     with pytest.raises(ArtifactError):
         read_sessions_manifest(out)
     assert cli(argv) == 0, capsys.readouterr().err
-    assert read_sessions_manifest(out)["counts"]["read"] == n
-    assert (logs / "events.csv").exists()
+    counts = read_sessions_manifest(out)["counts"]
+    assert counts["read"] == counts["valid"] + sum(counts["rejected"].values())
+    assert counts["rejected"]["truncated_file"] == 1 and counts["rejected"]["bad_encoding"] == 1
+    assert n < counts["read"] < n + 2000
+    assert (logs / "events.csv").exists() and (logs / "more.jsonl.gz").exists()
 
 
 def test_kill_train_then_resume(tmp_path, capsys):
