@@ -599,3 +599,9 @@ def test_hostile_option_values_are_one_line_errors(tmp_path, capsys, two_indexes
     assert cli(["related", "--index", str(two_indexes[0]), "--session", "i1", "i2",
                 "--k", str(10**12), "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["results"][0]["related"]) == 38
+
+
+def test_a_damaged_compressed_file_does_not_stop_the_column_check(tmp_path):
+    fake = tmp_path / "fake.csv.gz"
+    fake.write_bytes(b"not gzip at all\n")
+    check_columns(config(), [InputFile(0, str(fake), "csv")])  # its reader rejects it instead

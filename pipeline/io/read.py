@@ -102,7 +102,7 @@ def file_columns(file: InputFile, config: SessionizeConfig) -> list[str] | None:
         if file.format == "parquet":
             with FileSystems.open(file.path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
                 return list(pq.ParquetFile(f).schema_arrow.names)
-        with FileSystems.open(file.path) as f:
+        with text.open_input(file.path) as f:  # a damaged .gz: its reader rejects it
             if file.format == "csv":
                 header = f.readline()
                 return text.parse_header(header, file.delimiter) if header.strip() else None
@@ -123,7 +123,7 @@ def file_columns(file: InputFile, config: SessionizeConfig) -> list[str] | None:
 
 def _check_width(file: InputFile, columns) -> None:
     """Warn when a headerless file's first line does not have as many fields as --columns."""
-    with FileSystems.open(file.path) as f:
+    with text.open_input(file.path) as f:
         first = f.readline()
     fields = len(text.parse_header(first, file.delimiter)) if first.strip() else len(columns)
     if fields != len(columns):
