@@ -43,7 +43,7 @@ def test_exact_equals_brute_force_on_random_data(metric, n_items):
     rows = rng.choice(n_items, min(n_items, 200), replace=False)
     q = items[rows]
     k = 12
-    idx, sc = exact_neighbors(q, items, k, metric, rows, block_bytes=4 * 64 * 40, n_jobs=2)
+    idx, sc = exact_neighbors(q, items, k, metric, rows, block_bytes=4 * n_items * 16, n_jobs=2)
     want, full = _brute(q, items, min(k, n_items - 1), metric, rows)
     if metric == "dot":
         assert idx[:, : want.shape[1]].tolist() == want.tolist()
