@@ -72,7 +72,7 @@ class IndexConfig:
     trees: int | None = None  # Annoy trees; None = auto_trees(V)
     search_k: int | None = None  # Annoy nodes inspected per query; None = auto_search_k(trees, k)
     hnsw_m: int | None = None  # HNSW graph degree M; None = 16
-    ef: int | None = None  # HNSW query effort; None = max(64, 2 (K + 1))
+    ef: int | None = None  # HNSW query effort; None = max(32, K + 3)
     scoring: str = "similar"  # "similar" (angular, cosine) | "complementary" (dot, input x context)
     beam_threshold: int = 2_000_000  # catalogues larger than this compute the table with Beam
     use_beam: bool | None = None  # True/False force the Beam/in-process table; None = by threshold
