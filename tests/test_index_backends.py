@@ -43,7 +43,7 @@ def test_exact_equals_brute_force_on_random_data(metric, n_items):
     rows = rng.choice(n_items, min(n_items, 200), replace=False)
     q = items[rows]
     k = 12
-    idx, sc = exact_neighbors(q, items, k, metric, rows, block_bytes=4 * 64 * 40, n_jobs=2)
+    idx, sc = exact_neighbors(q, items, k, metric, rows, block_bytes=4 * n_items * 16, n_jobs=2)
     want, full = _brute(q, items, min(k, n_items - 1), metric, rows)
     if metric == "dot":
         assert idx[:, : want.shape[1]].tolist() == want.tolist()
@@ -157,3 +157,21 @@ def test_manifest_records_backend_and_cli_prints_it(tmp_path, capsys):
     assert "backend=exact" in text and "recall@5 vs exact on 400 items: 1.000" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["backend"] == "exact" and manifest["backend_settings"] == {}
+
+
+@pytest.mark.parametrize("backend", ["exact", "annoy"])
+def test_in_process_table_starts_no_process(tmp_path, monkeypatch, backend):
+    # Threads end with the process; a worker process could outlive a kill -9 of pin2vec.
+    import multiprocessing
+    import subprocess
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the in-process table must not start a process")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    monkeypatch.setattr(multiprocessing.Process, "start", refuse)
+    model = _hard_model(tmp_path, n=3000, dim=8)
+    m = build_index(model, tmp_path / "index", IndexConfig(
+        k=5, backend=backend, n_jobs=2, batch_size=256, recall_sample=100, use_beam=False,
+        **QUIET))
+    assert m["table_engine"] == "in-process" and m["recall_at_10"] >= 0.95

@@ -66,3 +66,21 @@ def test_build_index_with_beam_multiprocessing_equals_in_process(tmp_path):
     write_table(tmp_path / "local", [f"i{i}" for i in range(N)], nbrs, scores)
     for name in ("neighbors.npy", "scores.npy", "related.parquet"):
         assert (tmp_path / "beam" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+
+
+def test_composite_with_the_exact_backend_needs_no_index_file(tmp_path):
+    model = _model(tmp_path)
+    m = build_index(model, tmp_path / "index", IndexConfig(
+        k=K, progress=False, recall_sample=0, backend="exact", scoring="complementary"))
+    index = tmp_path / "index"
+    spec = TableSpec("", str(index / "vectors.npy"), str(index / "context_vectors.npy"), DIM,
+                     "dot", K, backend="exact")
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    with test_pipeline.TestPipeline() as p:
+        _ = p | "RelatedTable" >> RelatedTable(spec, TableQuerier, batch_ranges(N, BATCH),
+                                               str(shards))
+    beam_nbrs, beam_scores = gather(str(shards), batch_ranges(N, BATCH), K)
+    assert np.array_equal(beam_nbrs, np.load(index / "neighbors.npy"))
+    assert np.array_equal(beam_scores, np.load(index / "scores.npy"))
+    assert m["backend"] == "exact" and "items.ann" not in m["files"]

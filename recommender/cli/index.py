@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--search-k", type=int, help="Annoy nodes inspected per query "
                    "(default: 50*trees; calibration may raise it)")
     p.add_argument("--hnsw-m", type=int, help="HNSW graph degree M (default 16)")
-    p.add_argument("--ef", type=int, help="HNSW query effort ef (default max(64, 2(K+1)); "
+    p.add_argument("--ef", type=int, help="HNSW query effort ef (default max(32, K+3); "
                    "calibration may raise it)")
     p.add_argument("--scoring", choices=sorted(METRICS), default=d.scoring,
                    help="similar: cosine of input vectors; complementary: input x context (dot)")

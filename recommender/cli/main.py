@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessionize": ("pipeline.sessions_job", "engagement logs -> SESSIONS dir (Apache Beam)"),
     "split": ("recommender.cli.split", "SESSIONS dir -> earlier / latest SESSIONS dirs by time"),
     "train": ("recommender.cli.train", "SESSIONS dir -> MODEL dir (skip-gram / CBOW, numpy)"),
-    "index": ("recommender.cli.index", "MODEL dir -> INDEX dir (Annoy + related-item tables)"),
+    "index": ("recommender.cli.index", "MODEL dir -> INDEX dir (exact, HNSW or Annoy)"),
     "related": ("recommender.cli.related", "look up related items in an INDEX dir"),
     "evaluate": ("recommender.cli.evaluate", "next-item HR/MRR/NDCG vs popular and co-occurrence"),
     "tune": ("recommender.cli.tune", "search hyperparameters by validation HR@K"),

@@ -51,11 +51,15 @@ log = logging.getLogger(__name__)
 METRICS = {"similar": "angular", "complementary": "dot"}
 SEARCH_METRIC = {"similar": "cosine", "complementary": "dot"}
 
-# Cost model of `auto` (seconds for the whole table on this 2-core machine; see
-# benchmarks/bench_index.py). Exact: V^2 * d multiply-adds at the rate the blocked products and
-# selection reach. ANN: build + queries + calibration per item, scaled by d / 64.
-EXACT_MACS_PER_SECOND = 5.0e10
-ANN_SECONDS_PER_ITEM = {"hnsw": 1.3e-4, "annoy": 4.0e-4}  # at d = 64, recall 0.95
+# Cost model of `auto`: rough wall seconds of the whole table on two quiet cores. Exact: V^2 * d
+# multiply-adds at 6e10/s (GEMM at ~140 GFLOP/s plus ~15% for the top-K selection). ANN: build +
+# calibration + queries per item at d = 64, scaled by d / 64. Measured with
+# benchmarks/bench_index.py at 100k clustered items, where exact (55 CPU-s) and HNSW (41 CPU-s
+# build + 14 CPU-s queries at ef 32) cost the same; Annoy needed 2.4 ms of CPU per item on trained
+# vectors (search_k 400 per tree for recall 0.95). So auto switches to HNSW above ~100k items
+# (to Annoy, without hnswlib, above ~500k).
+EXACT_MACS_PER_SECOND = 6.0e10
+ANN_SECONDS_PER_ITEM = {"hnsw": 1.1e-4, "annoy": 5.0e-4}  # at d = 64, recall 0.95
 ANN_PREFERENCE = ("hnsw", "annoy")  # fastest first at the recall target (bench_index.py)
 
 
@@ -73,7 +77,7 @@ class IndexConfig:
     trees: int | None = None  # Annoy trees; None = auto_trees(V)
     search_k: int | None = None  # Annoy nodes inspected per query; None = auto_search_k(trees, k)
     hnsw_m: int | None = None  # HNSW graph degree M; None = 16
-    ef: int | None = None  # HNSW query effort; None = max(64, 2 (K + 1))
+    ef: int | None = None  # HNSW query effort; None = max(32, K + 3)
     scoring: str = "similar"  # "similar" (angular, cosine) | "complementary" (dot, input x context)
     beam_threshold: int = 2_000_000  # catalogues larger than this compute the table with Beam
     use_beam: bool | None = None  # True/False force the Beam/in-process table; None = by threshold

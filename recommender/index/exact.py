@@ -46,26 +46,49 @@ def one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+_PAD_KEY = np.iinfo(np.int64).max
+
+
+def _keys(vals: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """int64 sort keys: ascending key = score descending, then column ascending.
+
+    The float32 score's bits, mapped so that integer order is float order (negative floats have
+    their magnitude bits flipped), form the high half; the column the low half.
+    """
+    neg = -(vals.astype(np.float32) + np.float32(0))  # + 0 turns -0.0 into 0.0: one zero
+    bits = neg.view(np.int32).astype(np.int64)
+    bits = np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    return bits * (1 << 32) + cols
+
+
+def _unkey(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scores float32, columns int64) of :func:`_keys` output (padding not handled)."""
+    hi = keys >> 32
+    bits = np.where(hi < 0, hi ^ 0x7FFFFFFF, hi).astype(np.int32)
+    return -bits.view(np.float32), keys & 0xFFFFFFFF
+
+
 def _merge(best_v, best_i, rows, cols, vals, kk) -> None:
     """Merge candidate entries into the running top-``kk`` of their rows (in place).
 
-    Rows of ``best_v``/``best_i`` are sorted best first; the result is ordered by score
-    descending, then column ascending, so ties go to the lower item row.
+    ``rows`` is sorted. Rows of ``best_v``/``best_i`` are sorted best first; the result is ordered
+    by score descending, then column ascending, so ties go to the lower item row. One sort of a
+    small [touched rows, kk + most candidates] key matrix.
     """
-    touched = np.unique(rows)
-    r = np.concatenate([np.repeat(touched, kk), rows])
-    c = np.concatenate([best_i[touched].ravel(), cols])
-    v = np.concatenate([best_v[touched].ravel(), vals])
-    order = np.lexsort((c, -v, r))
-    r, c, v = r[order], c[order], v[order]
-    starts = np.searchsorted(r, touched)
-    rank = np.arange(len(r)) - np.repeat(starts, np.diff(np.append(starts, len(r))))
-    keep = rank < kk
-    pos = np.searchsorted(touched, r[keep])
-    bv, bi = best_v[touched], best_i[touched]
-    bv[pos, rank[keep]] = v[keep]
-    bi[pos, rank[keep]] = c[keep]
-    best_v[touched], best_i[touched] = bv, bi
+    counts = np.bincount(rows, minlength=len(best_v))
+    touched = np.flatnonzero(counts)
+    slot = np.cumsum(counts > 0)[rows] - 1  # row -> its line in the key matrix
+    pos = np.arange(len(rows)) - (np.cumsum(counts) - counts)[rows]
+    keys = np.full((len(touched), kk + int(counts.max())), _PAD_KEY, dtype=np.int64)
+    old_i = best_i[touched]
+    keys[:, :kk] = np.where(old_i >= 0, _keys(best_v[touched], np.maximum(old_i, 0)), _PAD_KEY)
+    keys[slot, kk + pos] = _keys(vals, cols)
+    keys.sort(axis=1)
+    top = keys[:, :kk]
+    v, c = _unkey(top)
+    pad = top == _PAD_KEY
+    v[pad], c[pad] = -np.inf, -1
+    best_v[touched], best_i[touched] = v, c
 
 
 def _block_top_k(q, items, kk, excl, tile) -> tuple[np.ndarray, np.ndarray]:
@@ -202,6 +225,12 @@ def top_k_dot(
         return e - s
 
     workers = min((os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs), len(starts))
+    if workers <= 1:  # the caller's thread (e.g. one of the table's pool threads)
+        for s in starts:
+            count = run(s)
+            if on_rows is not None:
+                on_rows(count)
+        return out_idx, out_sc
     with one_blas_thread(), ThreadPoolExecutor(workers, thread_name_prefix="exact") as pool:
         for count in pool.map(run, starts):
             if on_rows is not None:
