@@ -191,7 +191,7 @@ def main(argv=None) -> int:
               f"{r['table']:>7.1f} {r['total']:>7.1f} {r['cpu']:>7.0f} {r['recall']:>6.3f} "
               f"{dflt:>6} {ratio:>7.1f}x  {settings}")
     if args.json:
-        Path(args.json).write_text(json.dumps([dict(vectors=a, items=b, backend=c, **d)
+        Path(args.json).write_text(json.dumps([{"vectors": a, "items": b, "requested": c, **d}
                                                for a, b, c, d in rows], indent=1))
     return 0
 
