@@ -41,7 +41,12 @@ from recommender.train.checkpoint import (
     save_checkpoint,
 )
 from recommender.train.corpus import BatchMaker, Corpus
-from recommender.train.model import Model, check_word2vec_ids
+from recommender.train.model import (
+    Model,
+    check_word2vec_ids,
+    collapse_advice,
+    mean_pair_cosine,
+)
 from recommender.train.prefetch import prefetch
 from recommender.train.sgns import apply_cbow_batch, apply_sgns_batch
 
@@ -228,6 +233,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     total = sum(e["seconds"] for e in manifest["epochs"])
     manifest["words_per_second"] = (len(manifest["epochs"]) * corpus.raw_tokens / total
                                     if total else None)
+    manifest["mean_pair_cosine"] = mean_pair_cosine(w_in)
+    advice = collapse_advice(manifest["mean_pair_cosine"])
+    if advice:
+        log.warning("%s", advice)
     if out is not None:
         model._write(out, export_word2vec)
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
