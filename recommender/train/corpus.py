@@ -198,14 +198,16 @@ class BatchMaker:
         neg_w = (padded.reshape(g, b, 1) != neg.reshape(g, 1, s)).astype(np.float32)
         neg_w *= pos_w[..., None] * np.float32(self.negative / s)
         out_rows = np.concatenate([padded, neg.reshape(-1)])
-        # A row's load: one per use as a positive, negative/S per example of the group per draw
-        # as a negative. Only the negative updates are capped (see _scale), and the cap counts
-        # in full draws (b * negative / S each): a row drawn once is never scaled down, else
-        # every negative push would shrink and the vectors drift towards one shared direction.
-        neg_load = np.repeat(pos_w.sum(axis=1) * (self.negative / s), s)
-        out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]),
-                                self.cap * b * self.negative / s)
-        neg_scale = out_scale[g * b:].reshape(g, s)
+        neg_scale = None
+        if self.cap:
+            # Optional (off by default): a row's load is one per use as a positive, negative/S
+            # per example of the group per draw as a negative; only the negative updates are
+            # capped, in full draws (b * negative / S each). This biases popular rows: on a
+            # heavy head the vectors drift towards one direction (issue 9), hence off.
+            neg_load = np.repeat(pos_w.sum(axis=1) * (self.negative / s), s)
+            out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]),
+                                    self.cap * b * self.negative / s)
+            neg_scale = out_scale[g * b:].reshape(g, s)
         return padded, neg, pos_w, neg_w, self._flat(out_rows), neg_scale
 
     def _flat(self, rows: np.ndarray) -> np.ndarray:
