@@ -131,7 +131,7 @@ class BatchMaker:
         self._slot = 0
         self.vocab_size = len(vocab)
         self.max_exp = config.max_exp or None
-        counts = vocab.counts.astype(np.float64)
+        counts = self.vocab_counts = vocab.counts.astype(np.float64)
         if config.sample > 0:
             threshold = config.sample * counts.sum()
             self.keep = np.minimum((np.sqrt(counts / threshold) + 1) * threshold / counts, 1.0)
@@ -139,6 +139,17 @@ class BatchMaker:
             self.keep = None
         cum = np.cumsum(counts ** config.ns_exponent)
         self.neg_cum = cum / cum[-1]
+
+    def peak_row_share(self) -> float:
+        """Expected output-row updates of the busiest item per training pair.
+
+        Per pair a row is the positive with its (subsampled) token share and a negative with
+        ``negative`` times its noise probability; ``batch_size`` times this is how many stale
+        updates that row sums in one batch.
+        """
+        counts = self.vocab_counts * (self.keep if self.keep is not None else 1.0)
+        noise = np.diff(self.neg_cum, prepend=0.0)
+        return float(np.max(counts / counts.sum() + self.negative * noise))
 
     def batches(self, tokens, lengths, rng: np.random.Generator, lr_at) -> Iterator[Batch]:
         """Minibatches of one chunk; ``lr_at(fraction of chunk done)`` gives the learning rate."""

@@ -124,6 +124,9 @@ class TrainConfig:
         return asdict(self)
 
 
+# Expected updates of the busiest row per batch that auto_batch_size allows (see there).
+MAX_ROW_UPDATES = 160
+
 # Fields that do not change the vectors: they may differ between a run and its resumption.
 _NEUTRAL = ("workers", "progress")
 
@@ -193,9 +196,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                     return done
             prepare_output_dir(out, overwrite or resume)
     model = Model(w_in, w_out, vocab.item_ids, vocab.counts, manifest)
-    batch_size = config.batch_size or auto_batch_size(corpus.raw_tokens, config.group_size)
+    maker = BatchMaker(config, vocab, d, 0, config.group_size, config.shared_negatives)
+    maker.batch_size = batch_size = config.batch_size or auto_batch_size(
+        corpus.raw_tokens, config.group_size, maker.peak_row_share())
     manifest["batch_size"] = batch_size
-    maker = BatchMaker(config, vocab, d, batch_size, config.group_size, config.shared_negatives)
     apply = apply_cbow_batch if config.architecture == "cbow" else apply_sgns_batch
     planned = config.epochs * corpus.raw_tokens
     bar = _progress(config, planned, start_epoch * corpus.raw_tokens)
@@ -253,10 +257,20 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     return model
 
 
-def auto_batch_size(tokens: int, group_size: int = 64) -> int:
-    """Pairs per batch when not given: large batches are fast, but a small corpus needs enough
-    SGD steps per epoch, so use the power of two nearest below tokens / 32, within 256..8192."""
-    size = 1 << max(int(tokens // 32), 1).bit_length() - 1
+def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0) -> int:
+    """Pairs per batch when not given, a power of two within 256..8192.
+
+    Large batches are fast, but a small corpus needs enough SGD steps per epoch (at most
+    tokens / 32), and a batch must not hold too many updates of one row: they are all computed
+    from the same stale weights and overshoot where word2vec's one-by-one updates saturate.
+    ``peak_row_share`` (:meth:`BatchMaker.peak_row_share`) bounds the batch so that the busiest
+    item takes about ``MAX_ROW_UPDATES`` updates per batch at most: a heavy head or a small
+    catalogue gets smaller batches instead of a cap that biases popular items.
+    """
+    size = max(int(tokens // 32), 1)
+    if peak_row_share > 0:
+        size = min(size, int(MAX_ROW_UPDATES / peak_row_share))
+    size = 1 << max(size, 1).bit_length() - 1
     return max(min(size, 8192), 256, group_size)
 
 
