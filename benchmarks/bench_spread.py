@@ -1,59 +1,125 @@
-"""How far item vectors spread: pin2vec vs gensim on the same sessions, side by side.
+"""How far item vectors spread, and how well they rank: pin2vec vs gensim, side by side.
 
-Prints the mean cosine of random item pairs (near 1 = the vectors share one direction, so cosine
-scores are squeezed towards 1) and next-item HR@10 for a few settings. Needs the `bench` extra
-(gensim) and a SESSIONS dir split by `pin2vec run` (default: ./pin2vec-out from `pin2vec run`).
+For each corpus and each of the three settings of issue 9, both trainers get the same sequences and
+settings (skip-gram, dim 64, workers 2) through their Python APIs; the table shows medians over
+seeds of
 
-    python benchmarks/bench_spread.py [--run-dir pin2vec-out]
+- mean cos: mean cosine of random item pairs (near 1 = the vectors share one direction, so cosine
+  scores are squeezed towards 1 and neighbours are noise);
+- HR@10 cos / W.C: next-item hit rate of the held-out consecutive pairs, neighbours by cosine of
+  the item vectors, or by input . output vector (ties by popularity, see ``refscore.top_k``).
+
+Corpora: ``dense`` (``reallike.dense_log``: long user histories, heavy head, many rare items; each
+user's last 5 items held out), ``planted`` (``bench_trainer.make_corpus``: short sessions inside
+planted topics; last 10% of sessions held out) and, with ``--run-dir``, the train/test SESSIONS of
+a ``pin2vec run`` (e.g. on data_samples/). Needs gensim.
+
+    python benchmarks/bench_spread.py                    # dense + planted, 3 seeds (~20 min)
+    python benchmarks/bench_spread.py --corpora dense --seeds 1
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import statistics
+import time
 
-from recommender.core.sessions import iter_sessions
-from recommender.evaluate.next_item import evaluate, load_eval_data, model_recommender
-from recommender.evaluate.tune import mean_cosine
-from recommender.train.trainer import TrainConfig, train
+import numpy as np
+from refscore import (
+    embedding,
+    encode,
+    gensim_vectors,
+    holdout_last,
+    hr_at_k,
+    next_item_pairs,
+    popularity,
+    top_k,
+)
 
-SETTINGS = [
-    dict(dim=128, window=2, negative=15, ns_exponent=0.25, sample=1e-4, epochs=40),
-    dict(dim=128, window=2, negative=15, ns_exponent=0.25, sample=0.0, epochs=40),
-    dict(dim=32, window=3, negative=5, ns_exponent=-0.5, sample=1e-3, epochs=20, alpha=0.05),
+from recommender.train import TrainConfig, train
+from recommender.train.model import mean_pair_cosine
+
+SETTINGS = [  # the three settings of issue 9, measured there on a real rating log
+    dict(window=5, negative=5, ns_exponent=0.75, sample=1e-3, epochs=5),  # gensim defaults
+    dict(window=3, negative=10, ns_exponent=-0.5, sample=1e-4, epochs=30),
+    dict(window=5, negative=10, ns_exponent=0.0, sample=1e-5, epochs=50),
 ]
 
 
-class _GensimModel:
-    def __init__(self, wv, syn1neg):
-        self.item_ids = list(wv.index_to_key)
-        self.vectors = wv.vectors
-        self.context_vectors = syn1neg
+def load_corpus(name: str, run_dir: str | None = None):
+    """(train, test) integer-id sequences and the number of items."""
+    if name == "dense":
+        from reallike import dense_log, user_sequences
+
+        train_s, test_s = holdout_last(user_sequences(dense_log(0).events), 5)
+    elif name == "planted":
+        from bench_trainer import _sessions, make_corpus
+
+        flat, lengths, _ = make_corpus(300_000, 10_000, 100, 0.1)
+        sessions = _sessions(flat, lengths)
+        split = int(len(sessions) * 0.9)
+        train_s, test_s = sessions[:split], sessions[split:]
+    else:
+        from pathlib import Path
+
+        from recommender.core.sessions import iter_sessions
+
+        train_s = list(iter_sessions(Path(run_dir) / "train_sessions"))
+        test_s = list(iter_sessions(Path(run_dir) / "test_sessions"))
+    (train_s, test_s), vocab = encode(train_s, test_s)
+    return train_s, test_s, len(vocab)
 
 
-def main() -> None:
-    from gensim.models import Word2Vec
+def fit(trainer: str, train_s, n_items: int, setting: dict, seed: int):
+    """(W, C, seconds): both matrices indexed by our integer item ids."""
+    t0 = time.perf_counter()
+    if trainer == "gensim":
+        w, c = gensim_vectors(train_s, n_items, seed=seed, **setting)
+        return w, c, time.perf_counter() - t0
+    model = train([[str(i) for i in s] for s in train_s],
+                  TrainConfig(dim=64, workers=2, seed=seed, progress=False, **setting))
+    seconds = time.perf_counter() - t0
+    w, c = np.zeros((n_items, 64), np.float32), np.zeros((n_items, 64), np.float32)
+    rows = np.array([int(i) for i in model.item_ids])
+    w[rows], c[rows] = model.vectors, model.context_vectors
+    return w, c, seconds
 
+
+def measure(train_s, test_s, n_items, setting, seed, trainer) -> dict:
+    w, c, seconds = fit(trainer, train_s, n_items, setting, seed)
+    q, target = next_item_pairs(test_s)
+    pop = popularity(train_s, n_items)
+    seen = np.flatnonzero(pop > 0)
+    return {"cos": mean_pair_cosine(w[seen]),
+            "hr_cos": hr_at_k(top_k(embedding(w), q, pop, 10), target),
+            "hr_wc": hr_at_k(top_k(embedding(w, c, cosine=False), q, pop, 10), target),
+            "words_s": sum(map(len, train_s)) * setting["epochs"] / seconds}
+
+
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run-dir", default="pin2vec-out", help="output dir of `pin2vec run`")
-    p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args()
-    run = Path(args.run_dir)
-    sessions = list(iter_sessions(run / "train_sessions"))
-    data = load_eval_data(run / "train_sessions", run / "test_sessions")
-    print(f"{'settings':<82}{'mean cos':>18}{'HR@10':>18}")
-    print(f"{'':<82}{'pin2vec  gensim':>18}{'pin2vec  gensim':>18}")
-    for s in SETTINGS:
-        ours = train(sessions, TrainConfig(**s, seed=args.seed, progress=False))
-        g = Word2Vec(sessions, vector_size=s["dim"], window=s["window"], negative=s["negative"],
-                     ns_exponent=s["ns_exponent"], sample=s["sample"], epochs=s["epochs"],
-                     alpha=s.get("alpha", 0.025), sg=1, min_count=1, workers=2, seed=args.seed)
-        theirs = _GensimModel(g.wv, g.syn1neg)
-        hr = [evaluate([model_recommender(m, "similar", 10)], data, 10)[0].hr
-              for m in (ours, theirs)]
-        label = " ".join(f"{k}={v}" for k, v in s.items())
-        print(f"{label:<82}{mean_cosine(ours.vectors):>9.3f}{mean_cosine(theirs.vectors):>8.3f}"
-              f"{hr[0]:>10.4f}{hr[1]:>8.4f}")
+    p.add_argument("--corpora", default="dense,planted",
+                   help="comma-separated: dense, planted, run (needs --run-dir)")
+    p.add_argument("--run-dir", help="output dir of `pin2vec run` (train_/test_sessions)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds 1..N; medians shown (3)")
+    p.add_argument("--settings", default="0,1,2", help="which of the three settings (0,1,2)")
+    args = p.parse_args(argv)
+    head = (f"{'corpus':8s} {'settings':44s} {'mean cos':>15s} {'HR@10 cos':>15s} "
+            f"{'HR@10 W.C':>15s} {'words/s ratio':>14s}")
+    print(head + "\n" + f"{'':53s}" + "  pin2vec gensim" * 3)
+    for name in args.corpora.split(","):
+        train_s, test_s, n_items = load_corpus(name, args.run_dir)
+        for k in map(int, args.settings.split(",")):
+            setting = SETTINGS[k]
+            runs = {t: [measure(train_s, test_s, n_items, setting, seed, t)
+                        for seed in range(1, args.seeds + 1)] for t in ("pin2vec", "gensim")}
+            med = {t: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
+                   for t, rs in runs.items()}
+            label = " ".join(f"{key}={v:g}" for key, v in setting.items())
+            cells = "".join(f"{med['pin2vec'][key]:9.3f}{med['gensim'][key]:7.3f}"
+                            for key in ("cos", "hr_cos", "hr_wc"))
+            ratio = med["pin2vec"]["words_s"] / med["gensim"]["words_s"]
+            print(f"{name:8s} {label:44s}{cells}{ratio:15.2f}", flush=True)
 
 
 if __name__ == "__main__":

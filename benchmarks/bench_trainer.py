@@ -10,9 +10,14 @@ clean, runs alternate between the two trainers, and the table shows medians.
   included (``Word2Vec(sentences, ...)`` and ``train(sessions, config)``); same definition for both.
 - peak RSS: ``ru_maxrss`` of the run's process (corpus in memory as Python lists included).
 - purity@10: share of the 10 nearest neighbours (cosine) in the query item's topic, for 2,000
-  random items seen at least 10 times.
+  random items seen at least 10 times (planted corpus only).
 - HR@10: on held-out sessions, how often the next item is among the 10 nearest neighbours of the
-  current one (up to 20,000 consecutive pairs).
+  current one (up to 20,000 consecutive pairs); on ``--log dense`` with the team's protocol
+  (``refscore``: each user's last 5 items held out), by cosine and by input . output vector.
+- mean cos: mean cosine of random item pairs (near 1 = collapsed onto one direction).
+
+``--log dense`` trains on ``reallike.dense_log`` instead (about 950 users with long histories, a
+heavy head, many rare items; ``--scale`` multiplies its size) so a heavy-head log is timed too.
 
 Full run (about 15 minutes on 2 cores)::
 
@@ -21,6 +26,10 @@ Full run (about 15 minutes on 2 cores)::
 Quick run::
 
     python benchmarks/bench_trainer.py --tokens 300000 --items 10000 --runs 1 --epochs 2
+
+Real-shaped log (about 100k tokens per unit of ``--scale``)::
+
+    python benchmarks/bench_trainer.py --log dense --scale 1
 
 Memory check (50M tokens, 200k items, dim 64, 1 epoch, streamed from a SESSIONS dir on disk)::
 
@@ -116,51 +125,99 @@ def run_one(args) -> dict:
     """One training run in this process (called in a subprocess); returns the figures."""
     data = np.load(args.corpus, allow_pickle=False)
     sessions = _sessions(data["flat"], data["lengths"])
-    split = int(len(sessions) * 0.9)
-    train_sessions, test_sessions = sessions[:split], sessions[split:]
+    if "test_flat" in data:  # dense log: training prefixes and held-out tails given
+        train_sessions = sessions
+        test_sessions = _sessions(data["test_flat"], data["test_lengths"])
+    else:
+        split = int(len(sessions) * 0.9)
+        train_sessions, test_sessions = sessions[:split], sessions[split:]
     tokens = sum(map(len, train_sessions))
     t0 = time.perf_counter()
     if args.worker == "gensim":
         from gensim.models import Word2Vec
 
         model = Word2Vec(train_sessions, vector_size=args.dim, window=args.window, sg=1,
-                         negative=args.negative, sample=args.sample, epochs=args.epochs,
+                         negative=args.negative, ns_exponent=args.ns_exponent,
+                         sample=args.sample, epochs=args.epochs,
                          alpha=args.alpha, min_alpha=0.0001, workers=args.workers, min_count=1,
                          seed=args.seed)
         seconds = time.perf_counter() - t0
-        ids, vectors = model.wv.index_to_key, model.wv.vectors
+        ids, vectors, context = model.wv.index_to_key, model.wv.vectors, model.syn1neg
         counts = [model.wv.get_vecattr(i, "count") for i in ids]
     else:
         from recommender.train.trainer import TrainConfig, train
 
         config = TrainConfig(dim=args.dim, window=args.window, negative=args.negative,
+                             ns_exponent=args.ns_exponent,
                              sample=args.sample, epochs=args.epochs, alpha=args.alpha,
                              workers=args.workers, seed=args.seed, progress=False,
                              batch_size=args.batch_size)
         model = train(train_sessions, config)
         seconds = time.perf_counter() - t0
-        ids, vectors, counts = model.item_ids, model.vectors, model.counts
-    purity, hr = _quality(ids, vectors, data["topic_of"], counts, test_sessions,
-                          np.random.default_rng(0))
-    return {"words_per_s": tokens * args.epochs / seconds, "seconds": seconds,
-            "peak_rss_mb": peak_rss_mb(),
-            "purity10": purity, "hr10": hr}
+        ids, vectors, context = model.item_ids, model.vectors, model.context_vectors
+        counts = model.counts
+    from recommender.train.model import mean_pair_cosine
+
+    out = {"words_per_s": tokens * args.epochs / seconds, "seconds": seconds,
+           "peak_rss_mb": peak_rss_mb(), "mean_cos": mean_pair_cosine(vectors)}
+    if "test_flat" in data:
+        out["hr10"], out["hr10_wc"] = _dense_quality(ids, vectors, context, train_sessions,
+                                                     test_sessions)
+    else:
+        out["purity10"], out["hr10"] = _quality(ids, vectors, data["topic_of"], counts,
+                                                test_sessions, np.random.default_rng(0))
+    return out
+
+
+def _dense_quality(ids, vectors, context, train_sessions, test_sessions):
+    """HR@10 by cosine and by input . output vector, with ``refscore``'s protocol."""
+    from refscore import embedding, hr_at_k, next_item_pairs, popularity, top_k
+
+    n = max(int(i[1:]) for s in (train_sessions, test_sessions) for x in s for i in x) + 1
+    w, c = np.zeros((n, vectors.shape[1]), np.float32), np.zeros((n, vectors.shape[1]), np.float32)
+    rows = np.array([int(i[1:]) for i in ids])
+    w[rows], c[rows] = vectors, context
+    as_int = [np.array([int(i[1:]) for i in s]) for s in test_sessions]
+    q, target = next_item_pairs(as_int)
+    pop = popularity([np.array([int(i[1:]) for i in s]) for s in train_sessions], n)
+    return (hr_at_k(top_k(embedding(w), q, pop, 10), target),
+            hr_at_k(top_k(embedding(w, c, cosine=False), q, pop, 10), target))
+
+
+def _dense_corpus(scale: float):
+    """Train prefixes and held-out tails of ``reallike.dense_log`` as integer-id arrays."""
+    from reallike import dense_log, user_sequences
+    from refscore import encode, holdout_last
+
+    train_s, tails = holdout_last(user_sequences(dense_log(0, scale).events), 5)
+    (train_s, tails), _ = encode(train_s, tails)
+    flat = lambda seqs: np.concatenate(seqs).astype(np.int32)  # noqa: E731
+    lens = lambda seqs: np.array([len(x) for x in seqs], np.int64)  # noqa: E731
+    return flat(train_s), lens(train_s), flat(tails), lens(tails)
 
 
 def compare(args) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench_trainer_"))
     corpus = workdir / "corpus.npz"
-    flat, lengths, topic_of = make_corpus(args.tokens, args.items, args.topics, args.noise)
-    np.savez(corpus, flat=flat, lengths=lengths, topic_of=topic_of)
-    print(f"corpus: {len(flat):,} tokens, {len(lengths):,} sessions, "
-          f"{len(np.unique(flat)):,} items, {args.topics} topics (90% train / 10% held out)")
+    if args.log == "dense":
+        flat, lengths, test_flat, test_lengths = _dense_corpus(args.scale)
+        np.savez(corpus, flat=flat, lengths=lengths, test_flat=test_flat,
+                 test_lengths=test_lengths)
+        print(f"dense log: {len(flat):,} training tokens, {len(lengths):,} users, "
+              f"{len(np.unique(flat)):,} items (last 5 items of each user held out)")
+    else:
+        flat, lengths, topic_of = make_corpus(args.tokens, args.items, args.topics, args.noise)
+        np.savez(corpus, flat=flat, lengths=lengths, topic_of=topic_of)
+        print(f"corpus: {len(flat):,} tokens, {len(lengths):,} sessions, "
+              f"{len(np.unique(flat)):,} items, {args.topics} topics (90% train / 10% held out)")
     trainers = ["pin2vec"] + ([] if args.skip_gensim else ["gensim"])
     results: dict[str, list[dict]] = {t: [] for t in trainers}
     for run in range(args.runs):
         for trainer in trainers:  # alternate so both see the same machine noise
             cmd = [sys.executable, __file__, "--worker", trainer, "--corpus", str(corpus)]
             cmd += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
-                "dim", "window", "negative", "sample", "epochs", "alpha", "workers", "seed")]
+                "dim", "window", "negative", "ns_exponent", "sample", "epochs", "alpha", "workers",
+                "seed")]
             if args.batch_size:
                 cmd.append(f"--batch-size={args.batch_size}")
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -168,13 +225,18 @@ def compare(args) -> None:
             print(f"  run {run + 1} {trainer:8s} {results[trainer][-1]}", flush=True)
     med = {t: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for t, rs in results.items()}
     print(f"\nsettings: sg, dim={args.dim}, window={args.window}, negative={args.negative}, "
-          f"sample={args.sample}, epochs={args.epochs}, alpha={args.alpha}, "
+          f"ns_exponent={args.ns_exponent}, sample={args.sample}, epochs={args.epochs}, "
+          f"alpha={args.alpha}, "
           f"workers={args.workers}; median of {args.runs} run(s)")
     print(f"{'':12s}" + "".join(f"{t:>14s}" for t in trainers)
           + (f"{'ratio':>10s}" if len(trainers) == 2 else ""))
     for key, label, fmt in (("words_per_s", "words/s", "{:14,.0f}"),
                             ("peak_rss_mb", "peak RSS MB", "{:14,.0f}"),
-                            ("purity10", "purity@10", "{:14.4f}"), ("hr10", "HR@10", "{:14.4f}")):
+                            ("mean_cos", "mean cos", "{:14.3f}"),
+                            ("purity10", "purity@10", "{:14.4f}"), ("hr10", "HR@10", "{:14.4f}"),
+                            ("hr10_wc", "HR@10 W.C", "{:14.4f}")):
+        if key not in med[trainers[0]]:
+            continue
         row = f"{label:12s}" + "".join(fmt.format(med[t][key]) for t in trainers)
         if len(trainers) == 2:
             row += f"{med['pin2vec'][key] / max(med['gensim'][key], 1e-12):10.2f}"
@@ -240,6 +302,9 @@ def memory_check(args) -> None:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--log", choices=["planted", "dense"], default="planted",
+                   help="planted-topic corpus (default) or reallike.dense_log")
+    p.add_argument("--scale", type=float, default=1.0, help="size factor of --log dense (1)")
     p.add_argument("--tokens", type=int, default=2_000_000, help="corpus tokens (2M)")
     p.add_argument("--items", type=int, default=50_000, help="catalogue size (50k)")
     p.add_argument("--topics", type=int, default=500, help="planted topics (500)")
@@ -248,6 +313,7 @@ def main(argv=None) -> int:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--window", type=int, default=5)
     p.add_argument("--negative", type=int, default=5)
+    p.add_argument("--ns-exponent", type=float, default=0.75)
     p.add_argument("--sample", type=float, default=1e-3)
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--alpha", type=float, default=0.025)

@@ -6,6 +6,7 @@ import argparse
 
 from recommender.core.errors import ConfigError
 from recommender.train import TrainConfig, train
+from recommender.train.model import collapse_advice
 
 
 def add_config_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,5 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     epochs = model.manifest.get("epochs") or [{}]
     print(f"wrote {args.output}: {len(model.item_ids):,} items x {config.dim} dims, "
           f"final loss {epochs[-1].get('loss', float('nan')):.4f}, "
-          f"{model.manifest.get('words_per_second') or 0:,.0f} words/s")
+          f"{model.manifest.get('words_per_second') or 0:,.0f} words/s, "
+          f"mean random-pair cosine {model.manifest.get('mean_pair_cosine', float('nan')):.2f}")
+    advice = collapse_advice(model.manifest.get("mean_pair_cosine", 0.0))
+    if advice:
+        print(f"warning: {advice}")
     return 0

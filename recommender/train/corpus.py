@@ -138,7 +138,7 @@ class BatchMaker:
         self._slot = 0
         self.vocab_size = len(vocab)
         self.max_exp = config.max_exp or None
-        counts = vocab.counts.astype(np.float64)
+        counts = self.vocab_counts = vocab.counts.astype(np.float64)
         if config.sample > 0:
             threshold = config.sample * counts.sum()
             self.keep = np.minimum((np.sqrt(counts / threshold) + 1) * threshold / counts, 1.0)
@@ -146,6 +146,17 @@ class BatchMaker:
             self.keep = None
         cum = np.cumsum(counts ** config.ns_exponent)
         self.neg_cum = cum / cum[-1]
+
+    def peak_row_share(self) -> float:
+        """Expected output-row updates of the busiest item per training pair.
+
+        Per pair a row is the positive with its (subsampled) token share and a negative with
+        ``negative`` times its noise probability; ``batch_size`` times this is how many stale
+        updates that row sums in one batch.
+        """
+        counts = self.vocab_counts * (self.keep if self.keep is not None else 1.0)
+        noise = np.diff(self.neg_cum, prepend=0.0)
+        return float(np.max(counts / counts.sum() + self.negative * noise))
 
     def batches(self, tokens, lengths, rng: np.random.Generator, lr_at) -> Iterator[Batch]:
         """Minibatches of one chunk; ``lr_at(fraction of chunk done)`` gives the learning rate."""
@@ -212,14 +223,16 @@ class BatchMaker:
         neg_w = (padded.reshape(g, b, 1) != neg.reshape(g, 1, s)).astype(np.float32)
         neg_w *= pos_w[..., None] * np.float32(self.negative / s)
         out_rows = np.concatenate([padded, neg.reshape(-1)])
-        # A row's load: one per use as a positive, negative/S per example of the group per draw
-        # as a negative. Only the negative updates are capped (see _scale), and the cap counts
-        # in full draws (b * negative / S each): a row drawn once is never scaled down, else
-        # every negative push would shrink and the vectors drift towards one shared direction.
-        neg_load = np.repeat(pos_w.sum(axis=1) * (self.negative / s), s)
-        out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]),
-                                self.cap * b * self.negative / s)
-        neg_scale = out_scale[g * b:].reshape(g, s)
+        neg_scale = None
+        if self.cap:
+            # Optional (off by default): a row's load is one per use as a positive, negative/S
+            # per example of the group per draw as a negative; only the negative updates are
+            # capped, in full draws (b * negative / S each). This biases popular rows: on a
+            # heavy head the vectors drift towards one direction (issue 9), hence off.
+            neg_load = np.repeat(pos_w.sum(axis=1) * (self.negative / s), s)
+            out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]),
+                                    self.cap * b * self.negative / s)
+            neg_scale = out_scale[g * b:].reshape(g, s)
         return padded, neg, pos_w, neg_w, self._flat(out_rows), neg_scale
 
     def _flat(self, rows: np.ndarray) -> np.ndarray:

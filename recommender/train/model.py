@@ -30,6 +30,36 @@ log = logging.getLogger(__name__)
 MODEL_KIND = "model"
 MODEL_FILES = ("vectors.npy", "context_vectors.npy", "items.parquet")
 FORMAT_VERSION = 1
+# Mean cosine of random item pairs above which the vectors count as collapsed onto one direction:
+# cosine scores are then squeezed towards 1 and nearest neighbours are mostly noise.
+COLLAPSED_COSINE = 0.8
+
+
+def mean_pair_cosine(vectors: np.ndarray, pairs: int = 4096, seed: int = 0) -> float:
+    """Mean cosine of ``pairs`` random pairs of distinct rows (rows of zeros count as 0).
+
+    Near 0: the vectors spread over the space; near 1: they share one direction (collapsed).
+    Deterministic for a given ``seed``.
+    """
+    if len(vectors) < 2:
+        return 0.0
+    v = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(v, axis=1)
+    unit = v / np.where(norms > 0, norms, 1.0)[:, None]
+    rng = np.random.default_rng(seed)
+    i = rng.integers(len(v), size=pairs)
+    j = (i + rng.integers(1, len(v), size=pairs)) % len(v)  # never i itself
+    return float(np.einsum("nd,nd->n", unit[i], unit[j]).mean())
+
+
+def collapse_advice(cosine: float) -> str | None:
+    """A one-line warning with what to try when ``cosine`` says the vectors collapsed, else None."""
+    if not cosine > COLLAPSED_COSINE:
+        return None
+    return (f"item vectors have collapsed towards one direction (mean cosine of random item pairs "
+            f"{cosine:.2f} > {COLLAPSED_COSINE}): cosine scores are squeezed towards 1 and "
+            "related items are unreliable; try a lower --sample (1e-4, 1e-5), a lower "
+            "--ns-exponent (0 or -0.5), a larger --negative (10-15) or a smaller --batch-size")
 
 
 class Model:

@@ -8,10 +8,17 @@ not the corpus) or in-memory sequences of item ids and returns a
 How it is fast: the integer work of a minibatch (subsampling, window pairs, shared negatives,
 scatter indices; :mod:`recommender.train.corpus`) is prepared ahead in a producer thread while the
 calling thread does the float math as matrix products (:mod:`recommender.train.sgns`); numpy
-releases the GIL in both. Examples in a group share negatives (weighted so the expected gradient is
-word2vec's), and the negative-sampling update a row takes from one batch is capped at
-``row_update_cap`` draws' worth, which keeps large batches stable on very popular items.
-Like gensim, terms scored beyond ``max_exp`` (6) on the wrong side are skipped.
+releases the GIL in both. Examples in a small group share negatives (weighted so the expected
+gradient is word2vec's; see ``group_size``). Like gensim, terms scored beyond ``max_exp`` (6) on
+the wrong side are skipped, and the input vectors start uniform in ``[-1/dim, 1/dim)``.
+
+Why the vectors do not collapse (issue 9): on logs with a heavy popularity head every batch
+draws the popular items as negatives many times. Shrinking their negative update (the former
+default ``row_update_cap=1``) removed up to half of all negative-sampling push on small
+catalogues, leaving the positive pull intact, and every vector drifted towards one direction.
+The update is now word2vec's in expectation for every row; a group's negative draw stands for
+``group_size * negative / shared_negatives`` examples (10 by default, 40 before), which keeps
+the output vectors' updates fine-grained enough to match gensim's input . output ranking.
 
 Reproducibility: every random draw comes from a generator seeded with ``(seed, epoch, chunk)``
 and updates are applied in corpus order by one thread, so the same seed gives bit-identical
@@ -47,7 +54,12 @@ from recommender.train.checkpoint import (
     save_checkpoint,
 )
 from recommender.train.corpus import BatchMaker, Corpus
-from recommender.train.model import Model, check_word2vec_ids
+from recommender.train.model import (
+    Model,
+    check_word2vec_ids,
+    collapse_advice,
+    mean_pair_cosine,
+)
 from recommender.train.prefetch import prefetch
 from recommender.train.sgns import apply_cbow_batch, apply_sgns_batch
 
@@ -60,12 +72,11 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """Training options; names and meanings follow gensim's Word2Vec.
 
-    The last four fields belong to the batched numpy algorithm. ``row_update_cap`` bounds the
-    negative-sampling update one row (a popular item, drawn as a negative for many examples of a
-    batch) takes from a single batch, in shared-negative draws (one draw carries
-    ``group_size * negative / shared_negatives`` examples' worth, so a row drawn once is never
-    scaled): the summed pushes, all computed from the same stale weights, overshoot where
-    word2vec's one-by-one updates saturate.
+    The last four fields belong to the batched numpy algorithm. ``row_update_cap`` (off by
+    default) bounds the negative-sampling update one row takes from a single batch, in
+    shared-negative draws (one draw carries ``group_size * negative / shared_negatives``
+    examples' worth). It biases the gradient against popular items and, on logs with a heavy
+    head, collapses the vectors towards one direction; use it only if very large batches diverge.
     """
 
     architecture: str = "skipgram"  # "skipgram" (predict context from item) or "cbow"
@@ -82,9 +93,9 @@ class TrainConfig:
     seed: int = 1
     workers: int = 2  # 1 = one thread; >= 2 prepares batches in a 2nd thread (same result)
     batch_size: int | None = None  # pairs per minibatch; None = by corpus size, 256..8192
-    group_size: int = 64  # examples that share one set of negatives
+    group_size: int = 16  # examples that share one set of negatives (1 = word2vec's own)
     shared_negatives: int = 8  # negatives drawn per group, each weighted negative / this
-    row_update_cap: float = 1.0  # max draws' worth of negative update per row & batch
+    row_update_cap: float = 0.0  # max draws' worth of negative update per row & batch; 0 = off
     max_exp: float = 6.0  # skip terms scored beyond ±this on the wrong side, like gensim; 0 = off
     progress: bool = True  # tqdm progress bar
 
@@ -118,6 +129,9 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+
+# Expected updates of the busiest row per batch that auto_batch_size allows (see there).
+MAX_ROW_UPDATES = 160
 
 # Fields that do not change the vectors: they may differ between a run and its resumption.
 _NEUTRAL = ("workers", "progress")
@@ -168,8 +182,11 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     if export_word2vec:
         check_word2vec_ids(vocab.item_ids)  # fail now rather than after training
     d, v_size = config.dim, len(vocab)
-    rng = np.random.default_rng([config.seed, 2**32 - 1])  # initial weights, as in word2vec
-    w_in = ((rng.random((v_size, d), dtype=np.float32) - 0.5) / d).astype(np.float32)
+    # Initial input vectors uniform in [-1/d, 1/d), like gensim (word2vec.c uses half that range).
+    # A rare item takes few updates, all along its few contexts; the wider random start keeps
+    # such items apart (mean random-pair cosine 0.96 -> 0.89 on the dense benchmark log).
+    rng = np.random.default_rng([config.seed, 2**32 - 1])
+    w_in = ((rng.random((v_size, d), dtype=np.float32) * 2 - 1) / d).astype(np.float32)
     w_out = np.zeros((v_size, d), dtype=np.float32)
     start_epoch = 0
     out = Path(output_dir) if output_dir is not None else None
@@ -186,9 +203,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                     return done
             prepare_output_dir(out, overwrite, kind="model", inputs=[corpus.directory])
     model = Model(w_in, w_out, vocab.item_ids, vocab.counts, manifest)
-    batch_size = config.batch_size or auto_batch_size(corpus.raw_tokens, config.group_size)
+    maker = BatchMaker(config, vocab, d, 0, config.group_size, config.shared_negatives)
+    maker.batch_size = batch_size = config.batch_size or auto_batch_size(
+        corpus.raw_tokens, config.group_size, maker.peak_row_share())
     manifest["batch_size"] = batch_size
-    maker = BatchMaker(config, vocab, d, batch_size, config.group_size, config.shared_negatives)
     apply = apply_cbow_batch if config.architecture == "cbow" else apply_sgns_batch
     planned = config.epochs * corpus.raw_tokens
     bar = _progress(config, planned, start_epoch * corpus.raw_tokens)
@@ -238,6 +256,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     total = sum(e["seconds"] for e in manifest["epochs"])
     manifest["words_per_second"] = (len(manifest["epochs"]) * corpus.raw_tokens / total
                                     if total else None)
+    manifest["mean_pair_cosine"] = mean_pair_cosine(w_in)
+    advice = collapse_advice(manifest["mean_pair_cosine"])
+    if advice:
+        log.warning("%s", advice)
     if out is not None:
         model._write(out, export_word2vec)
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
@@ -245,10 +267,20 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     return model
 
 
-def auto_batch_size(tokens: int, group_size: int = 64) -> int:
-    """Pairs per batch when not given: large batches are fast, but a small corpus needs enough
-    SGD steps per epoch, so use the power of two nearest below tokens / 32, within 256..8192."""
-    size = 1 << max(int(tokens // 32), 1).bit_length() - 1
+def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0) -> int:
+    """Pairs per batch when not given, a power of two within 256..8192.
+
+    Large batches are fast, but a small corpus needs enough SGD steps per epoch (at most
+    tokens / 32), and a batch must not hold too many updates of one row: they are all computed
+    from the same stale weights and overshoot where word2vec's one-by-one updates saturate.
+    ``peak_row_share`` (:meth:`BatchMaker.peak_row_share`) bounds the batch so that the busiest
+    item takes about ``MAX_ROW_UPDATES`` updates per batch at most: a heavy head or a small
+    catalogue gets smaller batches instead of a cap that biases popular items.
+    """
+    size = max(int(tokens // 32), 1)
+    if peak_row_share > 0:
+        size = min(size, int(MAX_ROW_UPDATES / peak_row_share))
+    size = 1 << max(size, 1).bit_length() - 1
     return max(min(size, 8192), 256, group_size)
 
 
