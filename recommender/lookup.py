@@ -4,7 +4,9 @@ Build once, read many: :meth:`RelatedItems.load` memory-maps the precomputed tab
 (``neighbors.npy``/``scores.npy``) and the Annoy file, so opening an index in many processes costs
 one page-cache copy of the data plus each process's id -> row dictionary. ``related()`` is a
 dictionary lookup, one slice of each memory-mapped row and a list comprehension -- no search.
-``related_to_session()`` is the one call that queries Annoy (a live session's vector is new).
+``related_to_session()`` is the one call that queries Annoy (a live session's vector is new);
+on an index without vectors (``recommender.scorers``: co-occurrence, EASE, hybrid) it sums the
+session items' stored rows instead.
 
 All methods only read, so one instance can be shared between threads. (Annoy's Python binding
 holds the GIL during a query; its maintainers describe concurrent queries as safe, spotify/annoy
@@ -81,15 +83,19 @@ class RelatedItems:
         path = Path(index_dir)
         manifest = read_manifest(path, "index")
         try:
-            n, k, dim = (int(manifest["counts"]["items"]), int(manifest["k"]), int(manifest["dim"]))
-            metric, files = manifest["metric"], manifest["files"]
+            n, k, files = int(manifest["counts"]["items"]), int(manifest["k"]), manifest["files"]
+            # Scorer indexes (co-occurrence, EASE, hybrid: recommender.scorers) have no vectors.
+            has_vectors = "items.ann" in files
+            dim = int(manifest["dim"]) if has_vectors else 0
+            metric = manifest["metric"] if has_vectors else None
         except (KeyError, TypeError, ValueError) as e:
             raise ArtifactError(f"{path / 'manifest.json'} lacks field {e}; rebuild the index")
-        for name in ("items.parquet", "vectors.npy", "neighbors.npy", "scores.npy", "items.ann"):
+        names = ["items.parquet", "neighbors.npy", "scores.npy"]
+        names += ["vectors.npy", "items.ann"] if has_vectors else []
+        for name in names:
             _check_size(path / name, (files.get(name) or {}).get("bytes"))
         neighbors = _load_npy(path / "neighbors.npy", np.int32, (n, k))
         scores = _load_npy(path / "scores.npy", np.float32, (n, k))
-        vectors = _load_npy(path / "vectors.npy", np.float32, (n, dim))
         try:
             items = pq.read_table(path / "items.parquet", columns=["item_id", "count"])
         except (OSError, ValueError, pa.ArrowException) as e:
@@ -98,6 +104,11 @@ class RelatedItems:
             raise ArtifactError(f"{path / 'items.parquet'} has {items.num_rows} rows, expected {n}")
         if verify and not ((neighbors >= -1) & (neighbors < n)).all():
             raise ArtifactError(f"{path / 'neighbors.npy'} holds row ids outside [-1, {n})")
+        ids = tuple(items.column("item_id").to_pylist())
+        counts = items.column("count").to_numpy()
+        if not has_vectors:
+            return cls(path, manifest, ids, counts, neighbors, scores, None, None)
+        vectors = _load_npy(path / "vectors.npy", np.float32, (n, dim))
         from annoy import AnnoyIndex
 
         annoy = AnnoyIndex(dim, metric)
@@ -116,8 +127,6 @@ class RelatedItems:
                 f"{path / 'items.ann'} holds {found} items; the manifest says {n}: the file is "
                 "corrupt or from another index; rebuild the index"
             )
-        ids = tuple(items.column("item_id").to_pylist())
-        counts = items.column("count").to_numpy()
         return cls(path, manifest, ids, counts, neighbors, scores, vectors, annoy)
 
     # --- container protocol ----------------------------------------------------------------------
@@ -204,6 +213,8 @@ class RelatedItems:
         if not known:
             return self._fallback(list(item_ids), k, [*exclude, *item_ids], default)
         pos, rows = (np.array(x) for x in zip(*known))
+        if self._annoy is None:
+            return self._session_from_table(n, pos, rows, k, exclude, half_life)
         vecs = np.asarray(self._vectors[rows], dtype=np.float64)
         vecs = unit_rows(vecs)
         weights = 0.5 ** ((n - 1 - pos) / half_life)
@@ -220,8 +231,29 @@ class RelatedItems:
             if j not in skip
         ][:k]
 
+    def _session_from_table(self, n, pos, rows, k, exclude, half_life):
+        # No vectors (a scorer index): the session's items vote with their stored rows, weighted
+        # by recency; the scores are the weighted sums of the rows' scores.
+        weights = 0.5 ** ((n - 1 - pos) / half_life)
+        nb = self._nb[rows]
+        sc = np.nan_to_num(self._sc[rows], nan=0.0).astype(np.float64) * weights[:, None]
+        ok = nb >= 0
+        total = np.zeros(len(self))
+        np.add.at(total, nb[ok], sc[ok])
+        votes = np.zeros(len(self), dtype=bool)
+        votes[nb[ok]] = True
+        skip = set(rows.tolist()) | {self._rows[i] for i in exclude if i in self._rows}
+        cand = [j for j in np.nonzero(votes)[0].tolist() if j not in skip]
+        cand.sort(key=lambda j: (-total[j], -int(self._counts[j]), j))
+        return [(self._ids[j], float(total[j])) for j in cand[:k]]
+
     def vector(self, item_id: str) -> np.ndarray:
         """A copy of ``item_id``'s input vector (float32 [d])."""
+        if self._vectors is None:
+            raise ArtifactError(
+                f"{self.path} is a {self.scoring} index without item vectors; build an "
+                "embedding index (`pin2vec index --model DIR`) for vectors"
+            )
         row = self._rows.get(item_id)
         if row is None:
             raise KeyError(self._unknown_message(item_id))
