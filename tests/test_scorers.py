@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.errors import ArtifactError
+from recommender.core.errors import ArtifactError
 from recommender.lookup import RelatedItems
 from recommender.scorers import (
     ITEM_KNN,

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from recommender.errors import ConfigError
+from recommender.core.errors import ConfigError
 from recommender.scorers.data import SessionData
 from recommender.scorers.pairs import PairCounts, count_pairs
 from recommender.scorers.table import ScoredTable, fill_popular, top_k_pairs

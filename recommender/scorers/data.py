@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recommender.errors import Pin2VecError
+from recommender.core.errors import Pin2VecError
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def compact(data: SessionData) -> SessionData:
 
 def from_sessions_dir(directory: str | Path) -> SessionData:
     """:class:`SessionData` of a SESSIONS dir (every session; items sorted by id)."""
-    from recommender.sessions import iter_session_batches
+    from recommender.core.sessions import iter_session_batches
 
     parts = [b.column(0) for b in iter_session_batches(directory, ("items",), 262_144)]
     if not parts:

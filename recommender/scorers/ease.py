@@ -16,7 +16,7 @@ import logging
 
 import numpy as np
 
-from recommender.errors import Pin2VecError
+from recommender.core.errors import Pin2VecError
 from recommender.scorers.data import SessionData
 from recommender.scorers.pairs import count_pairs, distinct_per_session
 from recommender.scorers.table import ScoredTable

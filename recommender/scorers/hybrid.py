@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recommender.errors import ConfigError
+from recommender.core.errors import ConfigError
 from recommender.scorers.cooccurrence import (
     SEQUENTIAL_RULES,
     CooccurrenceConfig,
@@ -86,7 +86,8 @@ class HybridScorer:
     """
 
     def __init__(self, data: SessionData, vectors: ItemVectors, config: HybridConfig):
-        from recommender.exact import exact_neighbors, unit_rows
+        from recommender.core.vectors import unit_rows
+        from recommender.index.exact import exact_neighbors
 
         self.data, self.config = data, config
         cc = config.counts

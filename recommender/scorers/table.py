@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from recommender.artifacts import prepare_output_dir, write_json, write_parquet
+from recommender.core.artifacts import prepare_output_dir, write_json, write_parquet
 
 PAD_NEIGHBOR = -1
 FILL_SCORE = 0.0  # score of popular items filling a row that has fewer than K scored candidates
@@ -101,7 +101,7 @@ def write_index(table: ScoredTable, output_dir: str | Path, overwrite: bool = Fa
     Files: ``items.parquet`` (``item_id``, ``count``), ``neighbors.npy``, ``scores.npy``,
     ``related.parquet`` and ``manifest.json`` (last) with ``scoring``, ``label`` and ``settings``.
     """
-    from recommender.artifacts import save_npy
+    from recommender.core.artifacts import save_npy
 
     out = prepare_output_dir(output_dir, overwrite)
     started = time.perf_counter()

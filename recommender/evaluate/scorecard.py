@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recommender.errors import Pin2VecError
+from recommender.core.errors import Pin2VecError
 from recommender.scorers.data import SessionData, from_lists
 
 KS = (10, 20)
@@ -76,8 +76,8 @@ def make_split(train_lists: pa.Array, test_lists: pa.Array) -> EvalSplit:
 def time_split_lists(sessions_dir: str | Path, test_fraction: float
                      ) -> tuple[pa.Array, pa.Array]:
     """(train, test) list<string> columns: the latest ``test_fraction`` of sessions are test."""
-    from recommender.sessions import iter_session_batches
-    from recommender.splits import _is_test, split_cutoff
+    from recommender.core.sessions import iter_session_batches
+    from recommender.evaluate.splits import _is_test, split_cutoff
 
     cutoff = split_cutoff(sessions_dir, test_fraction)
     train, test = [], []
