@@ -38,23 +38,34 @@ class ScoredTable:
         return self.neighbors.shape[1]
 
 
+def top_k_rows(a: np.ndarray, b: np.ndarray, score: np.ndarray, k: int,
+               tiebreak: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct query row in ``a``, the ``k`` best ``b`` by ``score`` (then ``tiebreak``
+    descending, then the lower row): (rows int64 [n], neighbours int32 [n, k], scores float32).
+    """
+    keys = [b, -score, a] if tiebreak is None else [b, -tiebreak, -score, a]
+    order = np.lexsort(keys)
+    a, b, score = a[order], b[order], score[order]
+    first = np.searchsorted(a, a, side="left")
+    rank = np.arange(len(a)) - first
+    rows, slot = np.unique(a, return_inverse=True)
+    nbrs = np.full((len(rows), k), PAD_NEIGHBOR, dtype=np.int32)
+    scores = np.full((len(rows), k), np.nan, dtype=np.float32)
+    keep = rank < k
+    nbrs[slot[keep], rank[keep]] = b[keep]
+    scores[slot[keep], rank[keep]] = score[keep]
+    return rows.astype(np.int64), nbrs, scores
+
+
 def top_k_pairs(a: np.ndarray, b: np.ndarray, score: np.ndarray, n_items: int, k: int,
                 tiebreak: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per query row ``a``, the ``k`` best ``b`` by ``score`` (then ``tiebreak`` desc, then row).
-
-    Returns ``-1``/``NaN``-padded int32/float32 [n_items, k] arrays.
-    """
+    """:func:`top_k_rows` as ``-1``/``NaN``-padded int32/float32 [n_items, k] arrays."""
     nbrs = np.full((n_items, k), PAD_NEIGHBOR, dtype=np.int32)
     scores = np.full((n_items, k), np.nan, dtype=np.float32)
     if len(a) == 0:
         return nbrs, scores
-    keys = [b, -score, a] if tiebreak is None else [b, -tiebreak, -score, a]
-    order = np.lexsort(keys)
-    a, b, score = a[order], b[order], score[order]
-    rank = np.arange(len(a)) - np.searchsorted(a, a, side="left")
-    keep = rank < k
-    nbrs[a[keep], rank[keep]] = b[keep]
-    scores[a[keep], rank[keep]] = score[keep]
+    rows, nb, sc = top_k_rows(a, b, score, k, tiebreak)
+    nbrs[rows], scores[rows] = nb, sc
     return nbrs, scores
 
 
