@@ -144,12 +144,13 @@ def format_scorecard(scores: list[Score], ks=KS) -> str:
     """The scorecard as a fixed-width text table, the shipped scorer marked with ``*``."""
     cols = [f"{m}@{k}" for k in ks for m in ("hr", "mrr", "ndcg")]
     k0 = min(ks)
-    head = f"  {'scorer':<34}" + "".join(f"{c.upper():>9}" for c in cols)
+    w = max([34, *(len(s.name) + 1 for s in scores)])
+    head = f"  {'scorer':<{w}}" + "".join(f"{c.upper():>9}" for c in cols)
     head += "".join(f"{b + ' HR':>11}" for b in BUCKETS[:3]) + f"{'cover':>7}"
     lines = [head, "  " + "-" * (len(head) - 2)]
     for s in scores:
         mark = "*" if s.shipped else " "
-        line = f"{mark} {s.name:<34}" + "".join(f"{s.metrics[c]:>9.4f}" for c in cols)
+        line = f"{mark} {s.name:<{w}}" + "".join(f"{s.metrics[c]:>9.4f}" for c in cols)
         line += "".join(f"{s.buckets[b][f'hr@{k0}']:>11.4f}" for b in BUCKETS[:3])
         lines.append(line + f"{s.coverage:>7.2f}")
     if scores:
