@@ -65,7 +65,6 @@ def write_sessions(path: Path, events: int, items: int, seed: int = 0) -> dict:
         flat = pa.array(ids[rows[offsets[lo]:offsets[hi]]], pa.string())
         items_col = pa.ListArray.from_arrays(pa.array(offsets[lo:hi + 1] - offsets[lo],
                                                       pa.int32()), flat)
-        n = hi - lo
         start = pa.array(t0 + np.arange(lo, hi).astype("timedelta64[s]"),
                          pa.timestamp("us", tz="UTC"))
         write_parquet(path / f"sessions-{s:05d}-of-00008.parquet", pa.table({

@@ -93,8 +93,8 @@ def time_split_lists(sessions_dir: str | Path, test_fraction: float
 def popularity_buckets(counts: np.ndarray) -> np.ndarray:
     """Bucket index (0 head, 1 torso, 2 tail) of every training item by engagement share."""
     order = np.lexsort((np.arange(len(counts)), -counts))
-    share = np.cumsum(counts[order]) / max(counts.sum(), 1)
-    before = share - counts[order] / max(counts.sum(), 1)  # share before this item
+    total = max(int(counts.sum()), 1)
+    before = (np.cumsum(counts[order]) - counts[order]) / total  # share before this item
     bucket = np.where(before < HEAD_SHARE, 0, np.where(before < TORSO_SHARE, 1, 2))
     out = np.empty(len(counts), np.int64)
     out[order] = bucket

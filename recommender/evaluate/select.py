@@ -83,6 +83,7 @@ def select(split: EvalSplit, vectors: ItemVectors | None, k: int = 10, table_k: 
     """Score the candidate pool on ``split`` and pick the winner (see the module docstring)."""
     started = time.perf_counter()
     data, notes, cache = split.train, [], {}
+    ks = tuple(sorted({k, table_k}))
     pool = [c for c in baseline_candidates(None)] + count_variants()
     try:
         check_fits(data.n_items, ease_max_items)
@@ -99,7 +100,7 @@ def select(split: EvalSplit, vectors: ItemVectors | None, k: int = 10, table_k: 
                 progress(cand.name)
             table = build(cand, data, vectors, table_k, cache)
             scored.append((cand, score_table(cand.name, table.item_ids, table.neighbors, split,
-                                             settings=cand.params)))
+                                             ks, settings=cand.params)))
 
     run(pool)
     if vectors is not None and hybrids:
