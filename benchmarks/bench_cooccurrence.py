@@ -83,7 +83,7 @@ def write_sessions(path: Path, events: int, items: int, seed: int = 0) -> dict:
 
 
 def one_run(sessions: str, out: str, engine_args: list[str], window: int) -> dict:
-    from pipeline.cooccurrence_job import main
+    from recommender.cli.cooccurrence import main
 
     started = time.perf_counter()
     main(["--sessions", sessions, "--output", out, "--overwrite", "--window", str(window),
@@ -111,11 +111,13 @@ def main() -> None:
         shape = write_sessions(tmp / "sessions", args.events, args.items)
         print(f"{shape['tokens']:,} events in {shape['sessions']:,} sessions over "
               f"{shape['items']:,} items; window {args.window}; median of {args.repeats} runs")
-        rows, tables = [], {}
-        for name in ENGINES:
+        print(f"{'engine':<30}{'seconds':>10}{'events/s':>12}{'vs numpy':>10}{'peak RSS MB':>13}"
+              f"{'same table':>12}", flush=True)
+        ref, first = None, None
+        for i, name in enumerate(ENGINES):
             runs = []
-            for r in range(args.repeats):
-                out = tmp / f"out-{len(tables)}"
+            for _ in range(args.repeats):
+                out = tmp / f"out-{i}"
                 proc = subprocess.run(
                     [sys.executable, __file__, "--window", str(args.window),
                      "--one", str(tmp / "sessions"), str(out), name],
@@ -124,19 +126,14 @@ def main() -> None:
                 if proc.returncode or not line:
                     sys.exit(f"{name} failed:\n{proc.stderr[-3000:]}")
                 runs.append(json.loads(line[0][7:]))
-            tables[name] = (np.load(out / "neighbors.npy"), np.load(out / "scores.npy"))
+            nb, sc = np.load(out / "neighbors.npy"), np.load(out / "scores.npy")
+            first = first or (nb, sc)
+            same = np.array_equal(nb, first[0]) and np.allclose(sc, first[1], equal_nan=True)
             secs = statistics.median(r["seconds"] for r in runs)
             rss = max(r["peak_rss_mb"] for r in runs)
-            rows.append((name, secs, shape["tokens"] / secs, rss))
-        ref = rows[0][1]
-        print(f"{'engine':<30}{'seconds':>10}{'events/s':>12}{'vs numpy':>10}{'peak RSS MB':>13}"
-              f"{'same table':>12}")
-        first = next(iter(tables.values()))
-        for name, secs, eps, rss in rows:
-            nb, sc = tables[name]
-            same = np.array_equal(nb, first[0]) and np.allclose(sc, first[1], equal_nan=True)
-            print(f"{name:<30}{secs:>10.1f}{eps:>12,.0f}{ref / secs:>9.2f}x{rss:>13,.0f}"
-                  f"{'yes' if same else 'NO':>12}")
+            ref = ref or secs
+            print(f"{name:<30}{secs:>10.1f}{shape['tokens'] / secs:>12,.0f}{ref / secs:>9.2f}x"
+                  f"{rss:>13,.0f}{'yes' if same else 'NO':>12}", flush=True)
 
 
 if __name__ == "__main__":

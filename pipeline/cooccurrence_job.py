@@ -3,14 +3,15 @@
 ``'Cooccurrence' >> Cooccurrence(vocab_path, config, buckets)`` reads session batches
 (``ReadFromParquetBatched``: one Arrow table per row group, no element per session), and in each
 batch turns items into rows of the sorted vocabulary, counts the pairs of the batch with the same
-numpy code as :func:`recommender.scorers.cooccurrence` and sums them per packed int64 key
+numpy code as :func:`recommender.scorers.cooccurrence` (passed in as a ``BatchCounter``: the
+pipeline imports no scorer) and sums them per packed int64 key
 ``a * V + b`` -- the batch leaves as a few partial sums, one per bucket of query rows
 (``a % buckets``). ``CombinePerKey`` merges those partial sums per bucket; Beam lifts the combine
 in front of the shuffle, so each worker ships one array pair per bucket, not one element per
 pair. Item counts are a global combine of per-batch ``bincount`` arrays, used as a side input.
 Each bucket then holds every pair of its query rows: it is normalised and cut to the top K there,
 and written as ``.npy`` shards that the driver gathers, fills with popular items and writes as
-an INDEX dir through :func:`recommender.scorers.write_index`.
+an INDEX dir (``pin2vec cooccurrence``, :mod:`recommender.cli.cooccurrence`).
 
 Same table as the single-process numpy reference (``--engine numpy``) -- tested on random
 sessions. Beam flags (``--runner``, ``--direct_num_workers``, ``--direct_running_mode``) pass
@@ -19,12 +20,8 @@ through; locally the runner is the in-process FnApiRunner (:mod:`pipeline.runner
 
 from __future__ import annotations
 
-import argparse
 import io
 import logging
-import os
-import sys
-from dataclasses import asdict
 
 import numpy as np
 import pyarrow as pa
@@ -34,11 +31,7 @@ import pyarrow.parquet as pq
 from pipeline._beam import FileSystems, beam
 from pipeline.runner import make_pipeline
 from pipeline.sessions_job import _filtered_worker_stderr
-from recommender.core.errors import ArtifactError, ConfigError
-from recommender.core.sessions import read_sessions_manifest, session_files
-from recommender.scorers.cooccurrence import NORMALIZE, WEIGHTING, CooccurrenceConfig, normalise
-from recommender.scorers.pairs import PairCounts, aggregate_keys, count_pairs, distinct_per_session
-from recommender.scorers.table import ScoredTable, fill_popular, top_k_rows, write_index
+from recommender.core.errors import ArtifactError
 
 log = logging.getLogger(__name__)
 PipelineOptions = beam.options.pipeline_options.PipelineOptions
@@ -62,8 +55,8 @@ class CountBatch(beam.DoFn):
 
     COUNTS = "counts"
 
-    def __init__(self, sessions_dir: str, config: CooccurrenceConfig, buckets: int):
-        self.sessions_dir, self.config, self.buckets = sessions_dir, config, buckets
+    def __init__(self, sessions_dir: str, counter, buckets: int):
+        self.sessions_dir, self.counter, self.buckets = sessions_dir, counter, buckets
         self.sessions = Metrics.counter("cooccurrence", "sessions")
         self.pairs = Metrics.counter("cooccurrence", "distinct_pairs_per_batch")
 
@@ -80,22 +73,22 @@ class CountBatch(beam.DoFn):
         rows = rows.to_numpy(zero_copy_only=False).astype(np.int32)
         lengths = pc.list_value_length(items).fill_null(0).to_numpy(zero_copy_only=False)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        v, c = len(self.vocab), self.config
-        counts = np.bincount(rows, minlength=v)
-        in_sessions = np.bincount(distinct_per_session(rows, offsets)[0], minlength=v)
-        yield beam.pvalue.TaggedOutput(self.COUNTS, np.stack([counts, in_sessions]))
-        pairs = count_pairs(rows, offsets, v, c.window, c.directed, c.weighting, c.binary)
+        v = len(self.vocab)
+        yield beam.pvalue.TaggedOutput(self.COUNTS, self.counter.item_counts(rows, offsets, v))
+        keys, weights = self.counter.pairs(rows, offsets, v)
         self.sessions.inc(len(lengths))
-        self.pairs.inc(len(pairs.a))
-        bucket = pairs.a % self.buckets
-        keys = pairs.keys()
+        self.pairs.inc(len(keys))
+        bucket = (keys // v) % self.buckets  # by query row: a bucket holds all of a row's pairs
         for b in np.unique(bucket).tolist():
             m = bucket == b
-            yield int(b), (keys[m], pairs.weights[m])
+            yield int(b), (keys[m], weights[m])
 
 
 class SumPairs(beam.CombineFn):
     """Merge (keys, weights) partial sums into one sorted, summed pair of arrays."""
+
+    def __init__(self, counter):
+        self.counter = counter
 
     def create_accumulator(self):
         return (np.empty(0, np.int64), np.empty(0))
@@ -105,8 +98,8 @@ class SumPairs(beam.CombineFn):
 
     def merge_accumulators(self, accs):
         accs = list(accs)
-        return aggregate_keys(np.concatenate([a[0] for a in accs]),
-                              np.concatenate([a[1] for a in accs]))
+        return self.counter.merge(np.concatenate([a[0] for a in accs]),
+                                  np.concatenate([a[1] for a in accs]))
 
     def extract_output(self, acc):
         return acc
@@ -147,16 +140,12 @@ def _read_npy(path: str) -> np.ndarray:
 class TopKBucket(beam.DoFn):
     """(bucket, summed pairs) + item counts -> the bucket's rows of the table, as shard files."""
 
-    def __init__(self, config: CooccurrenceConfig, n_items: int, shard_dir: str):
-        self.config, self.n_items, self.shard_dir = config, n_items, shard_dir
+    def __init__(self, counter, n_items: int, shard_dir: str):
+        self.counter, self.n_items, self.shard_dir = counter, n_items, shard_dir
 
     def process(self, element, counts):
         bucket, (keys, weights) = element
-        v, c = self.n_items, self.config
-        pairs = PairCounts((keys // v).astype(np.int32), (keys % v).astype(np.int32), weights, v)
-        n = (counts[1] if c.binary else counts[0]).astype(np.float64)
-        rows, nbrs, scores = top_k_rows(pairs.a, pairs.b, normalise(pairs, n, c), c.k,
-                                        tiebreak=counts[0][pairs.b])
+        rows, nbrs, scores = self.counter.top_k(keys, weights, counts, self.n_items)
         stem = FileSystems.join(self.shard_dir, f"bucket-{bucket:05d}")
         for name, array in (("scores", scores), ("rows", rows), ("neighbors", nbrs)):
             _write_npy(f"{stem}.{name}.npy", array)
@@ -166,10 +155,10 @@ class TopKBucket(beam.DoFn):
 class Cooccurrence(beam.PTransform):
     """PBegin -> the buckets whose table shards were written (and the item counts, tagged)."""
 
-    def __init__(self, sessions_dir: str, config: CooccurrenceConfig, n_items: int,
-                 shard_dir: str, buckets: int = 16):
+    def __init__(self, sessions_dir: str, counter, n_items: int, shard_dir: str,
+                 buckets: int = 16):
         super().__init__()
-        self.sessions_dir, self.config, self.n_items = sessions_dir, config, n_items
+        self.sessions_dir, self.counter, self.n_items = sessions_dir, counter, n_items
         self.shard_dir, self.buckets = shard_dir, buckets
 
     def expand(self, pbegin):
@@ -177,13 +166,13 @@ class Cooccurrence(beam.PTransform):
         batches = pbegin | "ReadSessions" >> beam.io.ReadFromParquetBatched(
             pattern, columns=["items"])
         counted = batches | "CountPairs" >> beam.ParDo(
-            CountBatch(self.sessions_dir, self.config, self.buckets)
+            CountBatch(self.sessions_dir, self.counter, self.buckets)
         ).with_outputs(CountBatch.COUNTS, main="pairs")
         counts = counted[CountBatch.COUNTS] | "SumCounts" >> beam.CombineGlobally(SumArrays())
         done = (
             counted.pairs
-            | "SumPairs" >> beam.CombinePerKey(SumPairs())
-            | "TopK" >> beam.ParDo(TopKBucket(self.config, self.n_items, self.shard_dir),
+            | "SumPairs" >> beam.CombinePerKey(SumPairs(self.counter))
+            | "TopK" >> beam.ParDo(TopKBucket(self.counter, self.n_items, self.shard_dir),
                                    counts=beam.pvalue.AsSingleton(counts))
         )
         _ = counts | "WriteCounts" >> beam.Map(
@@ -191,34 +180,23 @@ class Cooccurrence(beam.PTransform):
         return done
 
 
-def gather(shard_dir: str, vocab: pa.Array, config: CooccurrenceConfig) -> ScoredTable:
-    """Assemble the shards into the table over the items that occur, filled with popular items."""
-    v = len(vocab)
+def gather(shard_dir: str, n_items: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(item counts int64 [2, V], neighbours int32 [V, K], scores float32 [V, K]) from shards."""
     counts = _read_npy(FileSystems.join(shard_dir, "counts.npy"))
-    nbrs = np.full((v, config.k), -1, np.int32)
-    scores = np.full((v, config.k), np.nan, np.float32)
+    nbrs = np.full((n_items, k), -1, np.int32)
+    scores = np.full((n_items, k), np.nan, np.float32)
     stems = sorted(m.path[: -len(".neighbors.npy")] for m in FileSystems.match(
         [FileSystems.join(shard_dir, "bucket-*.neighbors.npy")])[0].metadata_list)
     for stem in stems:
         rows = _read_npy(f"{stem}.rows.npy")
-        nbrs[rows], scores[rows] = _read_npy(f"{stem}.neighbors.npy"), _read_npy(
-            f"{stem}.scores.npy")
-    used = counts[0] > 0  # items.parquet may list items no session holds: drop them
-    remap = np.cumsum(used) - 1
-    nbrs, scores, ids = nbrs[used], scores[used], vocab.filter(pa.array(used))
-    nbrs = np.where(nbrs >= 0, remap[np.maximum(nbrs, 0)], -1).astype(np.int32)
-    occurrences = counts[0][used]
-    filled = 0
-    if config.fill_popular:
-        order = np.lexsort((np.arange(len(occurrences)), -occurrences))
-        filled = fill_popular(nbrs, scores, order)
-    return ScoredTable(ids, occurrences, nbrs, scores, "cooccurrence", config.label,
-                       {**asdict(config), "filled_slots": filled})
+        nbrs[rows] = _read_npy(f"{stem}.neighbors.npy")
+        scores[rows] = _read_npy(f"{stem}.scores.npy")
+    return counts, nbrs, scores
 
 
-def run_beam(sessions_dir: str, config: CooccurrenceConfig, beam_args: list[str],
-             work_dir: str, buckets: int = 16) -> ScoredTable:
-    """Run the pipeline with ``beam_args`` and return the gathered table."""
+def run_beam(sessions_dir: str, counter, k: int, beam_args: list[str], work_dir: str,
+             buckets: int = 16):
+    """Run the pipeline with ``beam_args``: (vocabulary, counts, neighbours, scores)."""
     vocab = read_vocabulary(sessions_dir)
     shard_dir = FileSystems.join(work_dir, ".cooccurrence-shards")
     if FileSystems.exists(shard_dir):
@@ -230,84 +208,8 @@ def run_beam(sessions_dir: str, config: CooccurrenceConfig, beam_args: list[str]
     if noisy.level == logging.NOTSET:  # relays each worker's start-up warnings
         noisy.setLevel(logging.ERROR)
     with _filtered_worker_stderr(multi), make_pipeline(options) as p:
-        _ = p | "Cooccurrence" >> Cooccurrence(sessions_dir, config, len(vocab), shard_dir,
+        _ = p | "Cooccurrence" >> Cooccurrence(sessions_dir, counter, len(vocab), shard_dir,
                                                buckets)
-    table = gather(shard_dir, vocab, config)
+    counts, nbrs, scores = gather(shard_dir, len(vocab), k)
     FileSystems.delete([shard_dir])
-    return table
-
-
-def run_numpy(sessions_dir: str, config: CooccurrenceConfig) -> ScoredTable:
-    """The single-process numpy reference."""
-    from recommender.scorers import cooccurrence, from_sessions_dir
-
-    return cooccurrence(from_sessions_dir(sessions_dir), config)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="pin2vec cooccurrence",
-        description="SESSIONS dir -> co-occurrence INDEX dir (Apache Beam). The directed, "
-        "distance-weighted variant is the sequential-rules scorer: --window 10 --directed "
-        "--weighting distance. Beam flags (--runner, --direct_num_workers, "
-        "--direct_running_mode multi_processing, ...) pass through.",
-    )
-    p.add_argument("--sessions", required=True, help="SESSIONS dir (pipeline output)")
-    p.add_argument("--output", required=True, help="INDEX dir to write")
-    p.add_argument("--window", type=int, default=5,
-                   help="count items at most N positions apart; 0 = whole session, counted at "
-                   "most 100 positions apart (default 5)")
-    p.add_argument("--directed", action="store_true",
-                   help="only 'b came after a' counts for a (sequential rules)")
-    p.add_argument("--weighting", choices=WEIGHTING, default="none",
-                   help="none: each pair counts 1; distance: 1/d (default none)")
-    p.add_argument("--normalize", choices=NORMALIZE, default="shrunk",
-                   help="raw counts; cosine n_ab/sqrt(n_a n_b); shrunk n_ab/(sqrt(n_a n_b)+"
-                   "shrink), cosine with rare items shrunk toward raw counts (default shrunk)")
-    p.add_argument("--shrink", type=float, default=10.0, help="shrunk's constant (default 10)")
-    p.add_argument("--sessions-as-sets", action="store_true",
-                   help="each pair once per session (session item-kNN with --normalize cosine)")
-    p.add_argument("--k", type=int, default=20, help="related items per item (default 20)")
-    p.add_argument("--no-fill", action="store_true",
-                   help="leave short rows padded instead of filling them with popular items")
-    p.add_argument("--engine", choices=("beam", "numpy"), default="beam",
-                   help="beam (default) or the single-process numpy reference")
-    p.add_argument("--buckets", type=int, default=16,
-                   help="buckets of query items the pairs are combined into (default 16)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    from pipeline.options import check_beam_args
-    from recommender.core.artifacts import prepare_output_dir
-
-    args, beam_args = build_parser().parse_known_args(sys.argv[1:] if argv is None else argv)
-    check_beam_args(beam_args)
-    if args.buckets < 1:
-        raise ConfigError("--buckets must be at least 1")
-    config = CooccurrenceConfig(window=args.window, directed=args.directed,
-                                weighting=args.weighting, normalize=args.normalize,
-                                shrink=args.shrink, binary=args.sessions_as_sets, k=args.k,
-                                fill_popular=not args.no_fill)
-    read_sessions_manifest(args.sessions)
-    session_files(args.sessions)
-    sessions = os.path.abspath(args.sessions)
-    out = prepare_output_dir(args.output, args.overwrite)
-    if args.engine == "numpy":
-        table = run_numpy(sessions, config)
-    else:
-        table = run_beam(sessions, config, beam_args, str(out.resolve()), args.buckets)
-    manifest = write_index(table, out, overwrite=True, extra={
-        "engine": args.engine, "beam_args": beam_args, "sessions_dir": sessions})
-    c = manifest["counts"]
-    print(f"wrote {table.label} table: {c['items']:,} items x K={config.k}, "
-          f"{c['related_pairs']:,} related pairs ({table.settings['filled_slots']:,} filled "
-          f"with popular items) to {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    from recommender.cli.main import main as cli_main
-
-    sys.exit(cli_main(["cooccurrence", *sys.argv[1:]]))
+    return vocab, counts, nbrs, scores

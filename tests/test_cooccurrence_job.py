@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from apache_beam.testing import test_pipeline
+from factories import write_sessions_dir
 
-from pipeline.cooccurrence_job import Cooccurrence, gather, main, read_vocabulary
+from pipeline.cooccurrence_job import Cooccurrence, gather, read_vocabulary
+from recommender.cli.cooccurrence import main
 from recommender.lookup import RelatedItems
 from recommender.scorers import CooccurrenceConfig, cooccurrence, from_sessions_dir
-from tests.factories import write_sessions_dir
+from recommender.scorers.cooccurrence import BatchCounter
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +35,12 @@ def test_beam_tables_equal_numpy_reference(sessions, tmp_path):
     with test_pipeline.TestPipeline() as p:  # one pipeline, one composite per configuration
         for i, config in enumerate(CONFIGS):
             (tmp_path / str(i)).mkdir()
-            _ = p | f"C{i}" >> Cooccurrence(str(sessions), config, len(vocab),
+            _ = p | f"C{i}" >> Cooccurrence(str(sessions), BatchCounter(config), len(vocab),
                                              str(tmp_path / str(i)), buckets=3)
     data = from_sessions_dir(sessions)
     for i, config in enumerate(CONFIGS):
-        beam_table = gather(str(tmp_path / str(i)), vocab, config)
+        counts, nbrs, scores = gather(str(tmp_path / str(i)), len(vocab), config.k)
+        beam_table = BatchCounter(config).finish(vocab, counts, nbrs, scores)
         ref = cooccurrence(data, config)
         assert beam_table.item_ids.equals(ref.item_ids)
         assert np.array_equal(beam_table.counts, ref.counts)

@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sessionize": ("pipeline.sessions_job", "engagement logs -> SESSIONS dir (Apache Beam)"),
     "train": ("recommender.cli.train", "SESSIONS dir -> MODEL dir (skip-gram / CBOW, numpy)"),
     "index": ("recommender.cli.index", "MODEL dir -> INDEX dir (Annoy + related-item tables)"),
-    "cooccurrence": ("pipeline.cooccurrence_job",
+    "cooccurrence": ("recommender.cli.cooccurrence",
                      "SESSIONS dir -> co-occurrence / sequential-rules INDEX dir (Beam)"),
     "related": ("recommender.cli.related", "look up related items in an INDEX dir"),
     "evaluate": ("recommender.cli.evaluate", "next-item HR/MRR/NDCG vs popular and co-occurrence"),

@@ -130,3 +130,64 @@ def popular(data: SessionData, k: int = 20) -> ScoredTable:
     scores[ok] = data.counts[nbrs[ok]] / total  # share of engagements, like RelatedItems.popular
     return ScoredTable(data.item_ids, data.counts, nbrs, scores, "popular", "most-popular",
                        {"k": k})
+
+
+@dataclass(frozen=True)
+class BatchCounter:
+    """The co-occurrence arithmetic in the pieces a distributed job needs (plain, picklable).
+
+    ``pipeline/cooccurrence_job.py`` calls these on each batch and bucket, so the Beam table is
+    computed by exactly the code of :func:`cooccurrence` -- the pipeline imports no scorer.
+    """
+
+    config: CooccurrenceConfig
+
+    def item_counts(self, rows: np.ndarray, offsets: np.ndarray, n_items: int) -> np.ndarray:
+        """int64 [2, V]: occurrences, and sessions holding the item, in one batch."""
+        from recommender.scorers.pairs import distinct_per_session
+
+        return np.stack([np.bincount(rows, minlength=n_items),
+                         np.bincount(distinct_per_session(rows, offsets)[0], minlength=n_items)])
+
+    def pairs(self, rows: np.ndarray, offsets: np.ndarray, n_items: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """The batch's pairs summed per packed key ``a * V + b`` (sorted keys, weights)."""
+        c = self.config
+        p = count_pairs(rows, offsets, n_items, c.window, c.directed, c.weighting, c.binary)
+        return p.keys(), p.weights
+
+    @staticmethod
+    def merge(keys: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Partial sums merged: distinct sorted keys and their summed weights."""
+        from recommender.scorers.pairs import aggregate_keys
+
+        return aggregate_keys(keys, weights)
+
+    def top_k(self, keys: np.ndarray, weights: np.ndarray, counts: np.ndarray, n_items: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of the table for the query items among ``keys`` (all their pairs present)."""
+        from recommender.scorers.table import top_k_rows
+
+        c = self.config
+        pairs = PairCounts((keys // n_items).astype(np.int32), (keys % n_items).astype(np.int32),
+                           weights, n_items)
+        n = (counts[1] if c.binary else counts[0]).astype(np.float64)
+        return top_k_rows(pairs.a, pairs.b, normalise(pairs, n, c), c.k,
+                          tiebreak=counts[0][pairs.b])
+
+    def finish(self, item_ids, counts: np.ndarray, nbrs: np.ndarray, scores: np.ndarray
+               ) -> ScoredTable:
+        """The whole table: items that occur only (rows renumbered), short rows filled."""
+        import pyarrow as pa
+
+        used = counts[0] > 0  # items.parquet may list items no session holds: drop them
+        remap = np.cumsum(used) - 1
+        nbrs, scores, ids = nbrs[used], scores[used], item_ids.filter(pa.array(used))
+        nbrs = np.where(nbrs >= 0, remap[np.maximum(nbrs, 0)], -1).astype(np.int32)
+        occurrences = counts[0][used]
+        filled = 0
+        if self.config.fill_popular:
+            order = np.lexsort((np.arange(len(occurrences)), -occurrences))
+            filled = fill_popular(nbrs, scores, order)
+        return ScoredTable(ids, occurrences, nbrs, scores, "cooccurrence", self.config.label,
+                           {**asdict(self.config), "filled_slots": filled})
