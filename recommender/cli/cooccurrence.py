@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from recommender.core.artifacts import prepare_output_dir
+from recommender.core.artifacts import file_digest, prepare_output_dir
 from recommender.core.errors import ConfigError
 from recommender.core.sessions import read_sessions_manifest, session_files
 from recommender.scorers.cooccurrence import (
@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         table = run_beam(sessions, config, beam_args, str(out.resolve()), args.buckets)
     manifest = write_index(table, out, overwrite=True, extra={
-        "engine": args.engine, "beam_args": beam_args, "sessions_dir": sessions})
+        "engine": args.engine, "beam_args": beam_args, "sessions_dir": sessions,
+        "sessions_digest": file_digest(os.path.join(sessions, "manifest.json"))})
     c = manifest["counts"]
     print(f"wrote {table.label} table: {c['items']:,} items x K={config.k}, "
           f"{c['related_pairs']:,} related pairs ({table.settings['filled_slots']:,} filled "

@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                 "with `pin2vec index --scoring ...` or evaluate --model DIR"
             )
         shipped = index_score(args.index, split, ks=ks)
-        model_manifest = _model_manifest(args.index)
+        # A scorer index (co-occurrence, EASE) records the sessions it counted instead of a model.
+        digest = read_manifest(args.index, "index").get("sessions_digest")
+        model_manifest = _model_manifest(args.index) or {"source_digest": digest}
     else:
         from recommender.evaluate.baselines import Candidate
         from recommender.scorers import ItemVectors

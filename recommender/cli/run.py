@@ -207,6 +207,7 @@ def _choose(out: Path, args, config, embeddings: bool):
 
 def _ship(out: Path, winner, model, args, beam_args) -> dict:
     """Build the winner on the whole training period and write it as ``index/``."""
+    from recommender.core.artifacts import file_digest
     from recommender.evaluate.baselines import build
     from recommender.evaluate.next_item import load_split
     from recommender.scorers import ItemVectors, write_index
@@ -222,7 +223,8 @@ def _ship(out: Path, winner, model, args, beam_args) -> dict:
     data = load_split(out / "train_sessions", out / "test_sessions").train
     vectors = ItemVectors.from_model(model) if model is not None else None
     table = build(winner, data, vectors, k)
-    extra = {"candidate": winner.to_json(), "sessions_dir": str(out / "train_sessions")}
+    extra = {"candidate": winner.to_json(), "sessions_dir": str(out / "train_sessions"),
+             "sessions_digest": file_digest(out / "train_sessions" / "manifest.json")}
     if model is not None and winner.needs_vectors:
         extra["model_dir"] = str(out / "model")
     return write_index(table, out / "index", overwrite=True, extra=extra)
