@@ -112,7 +112,7 @@ def test_verdict_names_the_best_baseline_and_says_when_it_loses():
     pop, cooc, seq = s("most-popular", 0.01), s("co-occurrence (±5)", 0.1), s(
         "sequential rules (10, 1/d)", 0.12)
     win = s("hybrid", 0.24)
-    assert "beats the best baseline, sequential rules (10, 1/d), by 2.00x" in verdict(
+    assert "beats the best baseline, sequential rules (10, 1/d), by 2.000x" in verdict(
         [win, pop, cooc, seq], win)
     lose = s("pin2vec (similar)", 0.005)
     text = verdict([lose, pop, cooc, seq], lose)

@@ -98,7 +98,7 @@ def verdict(scores: list[Score], shipped: Score, k: int = 10) -> str:
     best = max(others, key=lambda s: s.hr(k))
     a, b = shipped.hr(k), best.hr(k)
     if a > b:
-        lift = f"{a / b:.2f}x" if b > 0 else "infinitely"
+        lift = f"{a / b:.3f}x" if b > 0 else "infinitely"
         msg = (f"{shipped.name} beats the best baseline, {best.name}, by {lift} at HR@{k} "
                f"({a:.4f} vs {b:.4f}).")
     elif a == b:
