@@ -8,6 +8,10 @@ e-commerce click sessions, most test queries rare or unseen) and ``data_samples/
 scored on it, the winner shipped) and prints the test scorecard of each log: HR/MRR/NDCG at 10
 and 20 of every scorer, the one ``run`` shipped marked ``*``, and the shipped scorer's HR@10
 against the best of co-occurrence / sequential rules / item-kNN (every variant) and EASE.
+
+``--normalizations`` then prints, on the same test split, HR@10 of co-occurrence, sequential
+rules and item-kNN under each normalisation (raw, cosine, shrunk with several constants): the
+measurement behind ``shrunk`` as the default.
 """
 
 from __future__ import annotations
@@ -54,11 +58,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--logs", default="dense,sparse,samples")
     p.add_argument("--work", type=Path, default=Path("/tmp/pin2vec-bench-scorers"))
+    p.add_argument("--normalizations", action="store_true",
+                   help="also compare raw / cosine / shrunk on each log's test split")
+    p.add_argument("--skip-run", action="store_true", help="reuse the earlier runs' outputs")
     args = p.parse_args()
     names = args.logs.split(",")
     args.work.mkdir(parents=True, exist_ok=True)
     for name, run_args in make_logs(args.work, names).items():
         out = args.work / f"run-{name}"
+        if args.skip_run:
+            continue
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "recommender.cli.main", "run", *run_args,
                                "--output", str(out), "--overwrite", "--quiet",
@@ -94,6 +103,33 @@ def main() -> None:
         for note in report["notes"]:
             print(f"  note: {note}")
         print(flush=True)
+    if args.normalizations:
+        for name in names:
+            normalizations(name, args.work / f"run-{name}")
+
+
+def normalizations(name: str, out: Path) -> None:
+    """HR@10 of the count scorers under each normalisation, on ``run``'s train/test split."""
+    sys.path.insert(0, str(ROOT))
+    from recommender.evaluate.next_item import load_split
+    from recommender.evaluate.scorecard import score_table
+    from recommender.scorers import CooccurrenceConfig as C
+    from recommender.scorers import cooccurrence
+
+    split = load_split(out / "train_sessions", out / "test_sessions")
+    norms = [("raw", 0.0), ("cosine", 0.0), ("shrunk", 1.0), ("shrunk", 10.0), ("shrunk", 50.0)]
+    rows = {"co-occurrence ±2": dict(window=2), "co-occurrence ±5": dict(window=5),
+            "sequential rules 10, 1/d": dict(window=10, directed=True, weighting="distance"),
+            "item-kNN": dict(window=0, binary=True)}
+    print(f"== {name}: HR@10 by normalisation ({split.n_pairs:,} test pairs)")
+    print(f"  {'scorer':<28}" + "".join(f"{n + (f' {b:g}' if n == 'shrunk' else ''):>12}"
+                                        for n, b in norms))
+    for label, kw in rows.items():
+        line = f"  {label:<28}"
+        for norm, shrink in norms:
+            t = cooccurrence(split.train, C(**kw, normalize=norm, shrink=shrink or 10.0))
+            line += f"{score_table(label, t.item_ids, t.neighbors, split).hr(10):>12.4f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

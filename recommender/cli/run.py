@@ -252,8 +252,14 @@ def _test_table(out: Path, selection, model, args):
         if c.name not in names and (model is not None or not c.needs_vectors):
             names.add(c.name)
             cands.append(c)
+    from recommender.evaluate.select import usable_vectors
+
+    notes = []
     vectors = ItemVectors.from_model(model) if model is not None else None
-    scores, notes = candidate_scores(cands, test, vectors, ks)
+    vectors = usable_vectors(vectors, test.train.n_items, notes)
+    cands = [c for c in cands if vectors is not None or not c.needs_vectors]
+    scores, more = candidate_scores(cands, test, vectors, ks, args.ease_max_items)
+    notes += more
     scores = [shipped, *scores]
     text = verdict(scores, shipped, args.k)
     evaluation = report(scores, text, [*selection.notes, *notes], ks)

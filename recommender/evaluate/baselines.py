@@ -81,13 +81,14 @@ def embedding_table(data: SessionData, vectors: ItemVectors, scoring: str, k: in
 
 
 def build(candidate: Candidate, data: SessionData, vectors: ItemVectors | None, k: int,
-          cache: dict | None = None) -> ScoredTable:
+          cache: dict | None = None, ease_max_items: int | None = None) -> ScoredTable:
     """The table of ``candidate`` on ``data`` (``vectors`` for embedding and hybrid kinds).
 
     ``cache`` (a dict the caller keeps) shares EASE's Gram matrix and hybrids' candidate sets
-    between candidates that differ only in λ or the blend weight.
+    between candidates that differ only in λ or the blend weight. EASE raises ``EaseTooLarge``
+    above ``ease_max_items`` (default: the memory limit, ``scorers.ease.MAX_ITEMS``).
     """
-    from recommender.scorers.ease import check_fits, ease_weights, gram, top_k_dense
+    from recommender.scorers.ease import MAX_ITEMS, check_fits, ease_weights, gram, top_k_dense
     from recommender.scorers.hybrid import HybridScorer
 
     cache = {} if cache is None else cache
@@ -97,7 +98,7 @@ def build(candidate: Candidate, data: SessionData, vectors: ItemVectors | None, 
     if candidate.kind == "counts":
         return cooccurrence(data, CooccurrenceConfig(**{**p, "k": k}))
     if candidate.kind == "ease":
-        check_fits(data.n_items)
+        check_fits(data.n_items, ease_max_items or MAX_ITEMS)
         key = ("gram", id(data))
         if key not in cache:
             cache[key] = gram(data)

@@ -62,12 +62,12 @@ def index_score(index_dir: str | Path, split: EvalSplit, name: str | None = None
 
 
 def candidate_scores(candidates: list[Candidate], split: EvalSplit, vectors=None,
-                     ks=KS) -> tuple[list[Score], list[str]]:
+                     ks=KS, ease_max_items: int | None = None) -> tuple[list[Score], list[str]]:
     """Build each candidate on ``split.train`` and score it; EASE that does not fit is a note."""
     scores, notes, cache = [], [], {}
     for cand in candidates:
         try:
-            table = build(cand, split.train, vectors, max(ks), cache)
+            table = build(cand, split.train, vectors, max(ks), cache, ease_max_items)
         except EaseTooLarge as e:
             notes.append(str(e))
             continue
@@ -76,10 +76,11 @@ def candidate_scores(candidates: list[Candidate], split: EvalSplit, vectors=None
     return scores, notes
 
 
-def baseline_scores(split: EvalSplit, ease_lambda: float | None = 100.0, ks=KS
-                    ) -> tuple[list[Score], list[str]]:
+def baseline_scores(split: EvalSplit, ease_lambda: float | None = 100.0, ks=KS,
+                    ease_max_items: int | None = None) -> tuple[list[Score], list[str]]:
     """Most-popular, co-occurrence, sequential rules, item-kNN and EASE (where it fits)."""
-    return candidate_scores(baseline_candidates(ease_lambda), split, ks=ks)
+    return candidate_scores(baseline_candidates(ease_lambda), split, ks=ks,
+                            ease_max_items=ease_max_items)
 
 
 def family_of(score: Score) -> str:

@@ -29,6 +29,18 @@ log = logging.getLogger(__name__)
 EASE_LAMBDAS = (20.0, 200.0, 1000.0)
 HYBRID_EVIDENCE = (1.0, 5.0, 20.0, 100.0)
 EASE_RUN_MAX_ITEMS = 10_000  # run's default: one EASE solve costs minutes above this on 2 cores
+# Embedding and hybrid candidates are scored with exact neighbours ([V, V] products in blocks):
+# above this many items that takes too long for a selection step, and they are skipped.
+EXACT_MAX_ITEMS = 100_000
+
+
+def usable_vectors(vectors, n_items: int, notes: list[str]):
+    """``vectors``, or None with a note when the catalogue is too large to score them exactly."""
+    if vectors is not None and n_items > EXACT_MAX_ITEMS:
+        notes.append(f"embedding and hybrid candidates skipped: {n_items:,} items is more than "
+                     f"{EXACT_MAX_ITEMS:,} for exact neighbours; use `pin2vec index` + `evaluate`")
+        return None
+    return vectors
 
 
 def count_variants() -> list[Candidate]:
@@ -84,6 +96,7 @@ def select(split: EvalSplit, vectors: ItemVectors | None, k: int = 10, table_k: 
     started = time.perf_counter()
     data, notes, cache = split.train, [], {}
     ks = tuple(sorted({k, table_k}))
+    vectors = usable_vectors(vectors, data.n_items, notes)
     pool = [c for c in baseline_candidates(None)] + count_variants()
     try:
         check_fits(data.n_items, ease_max_items)

@@ -211,11 +211,18 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
                    if f in ("co-occurrence", "sequential rules")]
     baselines = {s.name: s for c, s in counts.scores if c.baseline}
 
+    from recommender.evaluate.select import EXACT_MAX_ITEMS
+
     rng, seen, best_params, rate = random.Random(config.seed), set(), None, None
+    n_trials = config.trials
+    if val.train.n_items > EXACT_MAX_ITEMS:
+        log.warning("%d items: embeddings are not scored exactly above %d; ranking the "
+                    "count-based scorers only", val.train.n_items, EXACT_MAX_ITEMS)
+        n_trials = 0
     trial_seconds = []
-    bar = tqdm(range(config.trials), desc="tune", unit="trial", disable=not config.progress)
+    bar = tqdm(range(n_trials), desc="tune", unit="trial", disable=not config.progress)
     for trial in bar:
-        params = propose(trial, config.trials, best_params, rng, seen)
+        params = propose(trial, n_trials, best_params, rng, seen)
         bar.set_description("trial {}: {}".format(trial, " ".join(
             f"{n}={params[n]}" for n in SPACE)))
         # The final rebuild of an embedding winner costs about one trial on more data.
