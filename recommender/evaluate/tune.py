@@ -203,7 +203,14 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
     time_split(sessions_dir, work / "train", work / "valid", config.test_fraction, overwrite=True)
     val = load_split(work / "train", work / "valid")
     k, tokens = config.k, len(val.train.rows)
-    counts = select(val, None, k, max(20, k), config.ease_max_items, hybrids=False)
+    # The count-based scorers are cheap next to training, but not free on a busy machine: they
+    # get at most half of the budget; what they took sets the reserve for the final rebuild.
+    t0 = time.monotonic()
+    counts_deadline = None if config.time_budget is None else \
+        clock.started + 0.5 * config.time_budget
+    counts = select(val, None, k, max(20, k), config.ease_max_items, hybrids=False,
+                    deadline=counts_deadline)
+    count_seconds = (time.monotonic() - t0) / max(len(counts.scores), 1)
     rows = [_row(None, {}, c.name, c.kind, s, k) for c, s in counts.scores]
     best = max(((s.metrics[f"hr@{k}"], s.metrics[f"mrr@{k}"], c, None) for c, s in counts.scores),
                key=lambda t: t[:2])
@@ -226,7 +233,7 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
         bar.set_description("trial {}: {}".format(trial, " ".join(
             f"{n}={params[n]}" for n in SPACE)))
         # The final rebuild of an embedding winner costs about one trial on more data.
-        reserve = 1.3 * max(trial_seconds, default=0.0) + 2.0
+        reserve = 1.3 * max(trial_seconds, default=0.0) + 2.0 + 2 * count_seconds
         left = clock.left(reserve)
         est = _cost_units(params, tokens) / rate if rate else 0.0
         if left <= 0 or est > left:
@@ -262,7 +269,9 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
     rows.sort(key=lambda r: (-(r[hr_key] or -1), -(r[mrr_key] or -1), r["trial"] or -1))
     write_parquet(out / "leaderboard.parquet", pa.Table.from_pylist(rows))
     winner, params = best[2], best[3]
-    shipped = _ship(sessions_dir, out, winner, params, config, clock, work)
+    fallback = max(((s.metrics[hr_key], s.metrics[mrr_key], c) for c, s in counts.scores
+                    if c.kind == "counts"), key=lambda t: t[:2])[2]
+    shipped = _ship(sessions_dir, out, winner, params, config, clock, work, fallback)
     shutil.rmtree(work, ignore_errors=True)
     done = [r for r in rows if r["kind"] == "embedding" and r["status"] == "done"]
     summary = {
@@ -297,18 +306,24 @@ def _score(cands, split, vectors, k):
     return out
 
 
-def _ship(sessions_dir, out: Path, winner, params, config: TuneConfig, clock: Clock, work: Path):
+def _ship(sessions_dir, out: Path, winner, params, config: TuneConfig, clock: Clock, work: Path,
+          fallback):
     """Rebuild ``winner`` on all sessions into ``out/index`` within the hard budget.
 
-    If retraining the model cannot finish in time, the best count-based scorer is shipped
-    instead (and ``best.json`` says so with ``validated: false``).
+    If retraining the model (or EASE's solve) cannot finish in time, ``fallback`` -- the best
+    count-based scorer -- is shipped instead (``best.json`` says so with ``validated: false``).
     """
-    from recommender.evaluate.baselines import SEQUENTIAL_RULES, build
+    from recommender.evaluate.baselines import build
+    from recommender.evaluate.select import ease_seconds
     from recommender.scorers import ItemVectors, from_sessions_dir, write_index
     from recommender.train import Model, TrainConfig
 
     data = from_sessions_dir(sessions_dir)
     vectors = None
+    if winner.kind == "ease" and ease_seconds(data.n_items) > clock.hard_left():
+        log.warning("EASE on all sessions would overrun the time budget; shipping %s",
+                    fallback.name)
+        winner = fallback
     if winner.needs_vectors:
         spec = {"trial": "final", "sessions": str(sessions_dir), "output": str(out / "model"),
                 "config": dataclasses.asdict(TrainConfig(**params, seed=config.seed,
@@ -319,8 +334,8 @@ def _ship(sessions_dir, out: Path, winner, params, config: TuneConfig, clock: Cl
             vectors = ItemVectors.from_model(Model.load(out / "model"))
         else:
             log.warning("retraining the best model did not fit the time budget; shipping %s",
-                        SEQUENTIAL_RULES.name)
-            winner = SEQUENTIAL_RULES
+                        fallback.name)
+            winner = fallback
     table = build(winner, data, vectors, max(20, config.k))
     extra = {"candidate": winner.to_json(), "sessions_dir": str(sessions_dir)}
     if vectors is not None:
