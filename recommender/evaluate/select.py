@@ -122,7 +122,7 @@ def select(split: EvalSplit, vectors: ItemVectors | None, k: int = 10, table_k: 
     def run(cands):
         for cand in cands:
             now = time.monotonic()
-            if deadline is not None and (now >= deadline or (
+            if deadline is not None and scored and (now >= deadline or (
                     cand.kind == "ease" and now + ease_seconds(data.n_items) > deadline)):
                 notes.append(f"{cand.name} not scored: the time budget would not allow it")
                 continue

@@ -147,11 +147,23 @@ def _train_child(spec_path: str) -> None:
     train(spec["sessions"], TrainConfig(**spec["config"])).save(spec["output"], overwrite=True)
 
 
+def process_age() -> float:
+    """Seconds since this process started (Linux ``/proc``; 0 where unknown)."""
+    try:
+        import os
+
+        start_ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 class Clock:
     """The budget: seconds left for trials, given what the final rebuild is expected to cost."""
 
-    def __init__(self, budget: float | None):
-        self.started = time.monotonic()
+    def __init__(self, budget: float | None, started: float | None = None):
+        self.started = time.monotonic() if started is None else started
         self.budget = budget
 
     def elapsed(self) -> float:
@@ -163,7 +175,9 @@ class Clock:
         return self.budget - self.elapsed() - reserve
 
     def hard_left(self) -> float:
-        return float("inf") if self.budget is None else 1.05 * self.budget - self.elapsed()
+        """Seconds to the end of the budget itself: the final rebuild aims there, and the
+        5% above it absorb process start-up and the last writes."""
+        return float("inf") if self.budget is None else self.budget - self.elapsed()
 
 
 def _cost_units(params: dict, tokens: int) -> float:
@@ -183,7 +197,7 @@ def _row(trial, params, cand_name, kind, score, k, seconds=None, status="done", 
 
 
 def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
-         overwrite: bool = False) -> dict:
+         overwrite: bool = False, started: float | None = None) -> dict:
     """Search, then rebuild the best scorer on all of ``sessions_dir`` into ``output_dir/index``.
 
     Writes ``leaderboard.parquet`` (one row per scorer and trial, best first, stopped and
@@ -196,7 +210,7 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
     from recommender.scorers import ItemVectors
     from recommender.train import Model, TrainConfig
 
-    clock = Clock(config.time_budget)
+    clock = Clock(config.time_budget, started)
     read_sessions_manifest(sessions_dir)
     out = prepare_output_dir(output_dir, overwrite)
     work = out / ".split"
@@ -226,14 +240,14 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
         log.warning("%d items: embeddings are not scored exactly above %d; ranking the "
                     "count-based scorers only", val.train.n_items, EXACT_MAX_ITEMS)
         n_trials = 0
-    trial_seconds = []
+    trial_seconds, score_seconds = [], 0.0
     bar = tqdm(range(n_trials), desc="tune", unit="trial", disable=not config.progress)
     for trial in bar:
         params = propose(trial, n_trials, best_params, rng, seen)
         bar.set_description("trial {}: {}".format(trial, " ".join(
             f"{n}={params[n]}" for n in SPACE)))
         # The final rebuild of an embedding winner costs about one trial on more data.
-        reserve = 1.3 * max(trial_seconds, default=0.0) + 2.0 + 2 * count_seconds
+        reserve = 1.3 * max(trial_seconds, default=0.0) + 2.0 + 2 * count_seconds + score_seconds
         left = clock.left(reserve)
         est = _cost_units(params, tokens) / rate if rate else 0.0
         if left <= 0 or est > left:
@@ -256,7 +270,9 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
         cands = [Candidate(f"pin2vec ({s})", "embedding", "embedding", {"scoring": s})
                  for s in ("similar", "complementary")]
         cands += hybrid_candidates(hybrid_from, HYBRID_EVIDENCE)
+        t_score = time.monotonic()
         trial_sel = _score(cands, val, vectors, k)
+        score_seconds = max(score_seconds, time.monotonic() - t_score)
         for cand, s in trial_sel:
             rows.append(_row(trial, params, cand.name, cand.kind, s, k, seconds, spread=spread))
             key = (s.metrics[f"hr@{k}"], s.metrics[f"mrr@{k}"])
@@ -269,9 +285,10 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
     rows.sort(key=lambda r: (-(r[hr_key] or -1), -(r[mrr_key] or -1), r["trial"] or -1))
     write_parquet(out / "leaderboard.parquet", pa.Table.from_pylist(rows))
     winner, params = best[2], best[3]
-    fallback = max(((s.metrics[hr_key], s.metrics[mrr_key], c) for c, s in counts.scores
-                    if c.kind == "counts"), key=lambda t: t[:2])[2]
-    shipped = _ship(sessions_dir, out, winner, params, config, clock, work, fallback)
+    ranked = [(s.metrics[hr_key], s.metrics[mrr_key], c) for c, s in counts.scores]
+    fallback = max([r for r in ranked if r[2].kind == "counts"] or ranked, key=lambda t: t[:2])[2]
+    shipped = _ship(sessions_dir, out, winner, params, config, clock, work, fallback,
+                    build_seconds=score_seconds / max(len(HYBRID_EVIDENCE), 1) + 2 * count_seconds)
     shutil.rmtree(work, ignore_errors=True)
     done = [r for r in rows if r["kind"] == "embedding" and r["status"] == "done"]
     summary = {
@@ -307,7 +324,7 @@ def _score(cands, split, vectors, k):
 
 
 def _ship(sessions_dir, out: Path, winner, params, config: TuneConfig, clock: Clock, work: Path,
-          fallback):
+          fallback, build_seconds: float = 0.0):
     """Rebuild ``winner`` on all sessions into ``out/index`` within the hard budget.
 
     If retraining the model (or EASE's solve) cannot finish in time, ``fallback`` -- the best
@@ -329,7 +346,8 @@ def _ship(sessions_dir, out: Path, winner, params, config: TuneConfig, clock: Cl
                 "config": dataclasses.asdict(TrainConfig(**params, seed=config.seed,
                                                          workers=config.workers,
                                                          progress=False))}
-        status, _ = run_trial(spec, work, clock.hard_left() - 1.0)
+        # Leave time to build the table from the new vectors and write the index.
+        status, _ = run_trial(spec, work, clock.hard_left() - 2 * build_seconds - 2.0)
         if status == "done":
             vectors = ItemVectors.from_model(Model.load(out / "model"))
         else:
