@@ -301,9 +301,10 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
         "stopped": len({r["trial"] for r in rows if r["status"] == "stopped"}),
         "skipped": len({r["trial"] for r in rows if r["status"] == "skipped"}),
         "seconds": round(clock.elapsed(), 1),
-        "best": {"scorer": shipped.name, "kind": shipped.kind, "candidate": shipped.to_json(),
+        "best": {"scorer": winner.name, "kind": winner.kind, "candidate": winner.to_json(),
                  "train_config": params, hr_key: best[0], mrr_key: best[1],
                  "validated": shipped is winner},
+        "shipped": shipped.to_json(),
         "baselines": {name: {hr_key: s.metrics[hr_key], mrr_key: s.metrics[mrr_key]}
                       for name, s in baselines.items()},
     }
