@@ -288,7 +288,9 @@ def tune(sessions_dir: str | Path, output_dir: str | Path, config: TuneConfig,
     ranked = [(s.metrics[hr_key], s.metrics[mrr_key], c) for c, s in counts.scores]
     fallback = max([r for r in ranked if r[2].kind == "counts"] or ranked, key=lambda t: t[:2])[2]
     shipped = _ship(sessions_dir, out, winner, params, config, clock, work, fallback,
-                    build_seconds=score_seconds / max(len(HYBRID_EVIDENCE), 1) + 2 * count_seconds)
+                    build_seconds=score_seconds / max(len(HYBRID_EVIDENCE), 1) + 2 * count_seconds,
+                    fallback_seconds=2 * count_seconds,
+                    train_seconds=max(trial_seconds, default=0.0) / max(tokens, 1))
     shutil.rmtree(work, ignore_errors=True)
     done = [r for r in rows if r["kind"] == "embedding" and r["status"] == "done"]
     summary = {
@@ -325,7 +327,8 @@ def _score(cands, split, vectors, k):
 
 
 def _ship(sessions_dir, out: Path, winner, params, config: TuneConfig, clock: Clock, work: Path,
-          fallback, build_seconds: float = 0.0):
+          fallback, build_seconds: float = 0.0, fallback_seconds: float = 0.0,
+          train_seconds: float = 0.0):
     """Rebuild ``winner`` on all sessions into ``out/index`` within the hard budget.
 
     If retraining the model (or EASE's solve) cannot finish in time, ``fallback`` -- the best
@@ -347,8 +350,12 @@ def _ship(sessions_dir, out: Path, winner, params, config: TuneConfig, clock: Cl
                 "config": dataclasses.asdict(TrainConfig(**params, seed=config.seed,
                                                          workers=config.workers,
                                                          progress=False))}
-        # Leave time to build the table from the new vectors and write the index.
-        status, _ = run_trial(spec, work, clock.hard_left() - 2 * build_seconds - 2.0)
+        # Leave time to build the table from the new vectors, or else the fallback, and write
+        # the index; do not start a retrain that is expected to overrun (seconds per token of
+        # the slowest trial, times the tokens of all sessions, +30%).
+        left = clock.hard_left() - max(2 * build_seconds, fallback_seconds) - 2.0
+        expected = 1.3 * train_seconds * len(data.rows)
+        status = "skipped" if expected > left else run_trial(spec, work, left)[0]
         if status == "done":
             vectors = ItemVectors.from_model(Model.load(out / "model"))
         else:
