@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scoring", choices=("similar", "complementary"),
                    help="with --model: cosine neighbours (similar, default) or input·context "
                    "(complementary); with --index the index's own scoring is used")
+    p.add_argument("--cooc-window", type=int, default=5,
+                   help="co-occurrence baseline window in positions, 0 = whole session (default 5)")
     p.add_argument("--ease-lambda", type=float, default=100.0,
                    help="EASE baseline's L2 weight (default 100); 0 skips EASE")
     p.add_argument("--ease-max-items", type=int, default=10_000,
@@ -82,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         cand = Candidate(f"pin2vec ({scoring})", "embedding", "embedding", {"scoring": scoring})
         shipped = candidate_scores([cand], split, ItemVectors.from_model(loaded), ks)[0][0]
     leak = leakage_warning(model_manifest, args.sessions, args.test_sessions)
-    base, notes = baseline_scores(split, args.ease_lambda or None, ks, args.ease_max_items)
+    if args.cooc_window < 0:
+        raise ConfigError("--cooc-window must be >= 0 (0 = whole session)")
+    base, notes = baseline_scores(split, args.ease_lambda or None, ks, args.ease_max_items,
+                                  args.cooc_window)
     scores = [shipped, *base]
     shipped.shipped = True
     out = report(scores, verdict(scores, shipped, args.k), notes, ks)

@@ -60,9 +60,13 @@ def ease_candidate(lam: float, baseline: bool = False) -> Candidate:
     return Candidate(f"EASE (λ={lam:g})", "ease", "EASE", {"lambda": lam}, baseline)
 
 
-def baseline_candidates(ease_lambda: float | None = 100.0) -> list[Candidate]:
+def baseline_candidates(ease_lambda: float | None = 100.0, cooc_window: int = 5
+                        ) -> list[Candidate]:
     """The classic baselines (EASE only when ``ease_lambda`` is given)."""
-    out = [POPULAR, COOCCURRENCE, SEQUENTIAL_RULES, ITEM_KNN]
+    cooc = COOCCURRENCE if cooc_window == 5 else counts_candidate(
+        f"co-occurrence (±{cooc_window})" if cooc_window else "co-occurrence (session)",
+        CooccurrenceConfig(window=cooc_window), True)
+    out = [POPULAR, cooc, SEQUENTIAL_RULES, ITEM_KNN]
     return out + ([ease_candidate(ease_lambda, True)] if ease_lambda is not None else [])
 
 

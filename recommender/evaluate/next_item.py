@@ -77,9 +77,10 @@ def candidate_scores(candidates: list[Candidate], split: EvalSplit, vectors=None
 
 
 def baseline_scores(split: EvalSplit, ease_lambda: float | None = 100.0, ks=KS,
-                    ease_max_items: int | None = None) -> tuple[list[Score], list[str]]:
+                    ease_max_items: int | None = None, cooc_window: int = 5
+                    ) -> tuple[list[Score], list[str]]:
     """Most-popular, co-occurrence, sequential rules, item-kNN and EASE (where it fits)."""
-    return candidate_scores(baseline_candidates(ease_lambda), split, ks=ks,
+    return candidate_scores(baseline_candidates(ease_lambda, cooc_window), split, ks=ks,
                             ease_max_items=ease_max_items)
 
 
