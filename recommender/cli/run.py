@@ -291,8 +291,9 @@ def _summary(out, sessions, split, model, index, scores, evaluation, selection, 
           + (f", recall@10 {recall:.3f} vs exact" if recall is not None else ""))
     print()
     print(format_scorecard(scores, tuple(evaluation["ks"])))
-    print("  * = shipped as index/ " + ("(chosen on the validation split, before the test)"
-                                        if args.scoring == "auto" else f"(--scoring {args.scoring})"))
+    how = ("chosen on the validation split, before the test" if args.scoring == "auto"
+           else f"--scoring {args.scoring}")
+    print(f"  * = shipped as index/ ({how})")
     print(evaluation["verdict"])
     for note in evaluation["notes"]:
         print(f"note: {note}")
