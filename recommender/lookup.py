@@ -8,6 +8,8 @@ dictionary lookup, one slice of each memory-mapped row and a list comprehension 
 the index's backend -- Annoy's memory-mapped file, the HNSW graph (loaded on first use), or exact
 search over the memory-mapped vectors when the index has no ANN file -- and re-scores the found
 items exactly, so scores mean the same whatever the backend.
+On an index without vectors (``recommender.scorers``: co-occurrence, EASE, hybrid) it sums
+the session items' stored rows instead.
 
 All methods only read, so one instance can be shared between threads (concurrent Annoy and
 hnswlib queries are safe; spotify/annoy #260 and #332).
@@ -203,6 +205,8 @@ class RelatedItems:
         if not known:
             return self._fallback(list(item_ids), k, [*exclude, *item_ids], default)
         pos, rows = (np.array(x) for x in zip(*known))
+        if self._backend is None:  # a scorer's table: no vectors to search
+            return self._session_from_table(n, pos, rows, k, exclude, half_life)
         vecs = np.asarray(self._vectors[rows], dtype=np.float64)
         vecs = unit_rows(vecs)
         weights = 0.5 ** ((n - 1 - pos) / half_life)
@@ -211,8 +215,29 @@ class RelatedItems:
         found, scores = self._backend.search(query.astype(np.float32), k + len(skip), search_k)
         return [(self._ids[j], s) for j, s in zip(found, scores) if j not in skip][:k]
 
+    def _session_from_table(self, n, pos, rows, k, exclude, half_life):
+        # No vectors (a scorer index): the session's items vote with their stored rows, weighted
+        # by recency; the scores are the weighted sums of the rows' scores.
+        weights = 0.5 ** ((n - 1 - pos) / half_life)
+        nb = self._nb[rows]
+        sc = np.nan_to_num(self._sc[rows], nan=0.0).astype(np.float64) * weights[:, None]
+        ok = nb >= 0
+        total = np.zeros(len(self))
+        np.add.at(total, nb[ok], sc[ok])
+        votes = np.zeros(len(self), dtype=bool)
+        votes[nb[ok]] = True
+        skip = set(rows.tolist()) | {self._rows[i] for i in exclude if i in self._rows}
+        cand = [j for j in np.nonzero(votes)[0].tolist() if j not in skip]
+        cand.sort(key=lambda j: (-total[j], -int(self._counts[j]), j))
+        return [(self._ids[j], float(total[j])) for j in cand[:k]]
+
     def vector(self, item_id: str) -> np.ndarray:
         """A copy of ``item_id``'s input vector (float32 [d])."""
+        if self._vectors is None:
+            raise ArtifactError(
+                f"{self.path} is a {self.scoring} index without item vectors; build an "
+                "embedding index (`pin2vec index --model DIR`) for vectors"
+            )
         row = self._rows.get(item_id)
         if row is None:
             raise KeyError(self._unknown_message(item_id))

@@ -6,19 +6,18 @@ import pyarrow as pa
 import pytest
 from factories import write_sessions_dir
 
-from recommender.core.errors import ConfigError, Pin2VecError
+from recommender.core.errors import Pin2VecError
 from recommender.core.sessions import iter_sessions, read_item_counts, read_sessions_manifest
-from recommender.evaluate.baselines import counter_from_sessions
-from recommender.evaluate.next_item import (
-    Recommender,
-    Result,
-    evaluate,
-    load_eval_data,
+from recommender.evaluate.next_item import baseline_scores, load_split, verdict
+from recommender.evaluate.scorecard import (
+    EvalSplit,
+    Score,
     next_item_pairs,
-    score,
-    verdict,
+    popularity_buckets,
+    score_table,
 )
 from recommender.evaluate.splits import time_split
+from recommender.scorers import from_lists
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -30,48 +29,31 @@ def test_next_item_pairs_stay_inside_sessions():
     assert t.to_pylist() == ["b", "c", "f"]
 
 
-def test_popular_table_drops_the_query_item():
-    c = counter_from_sessions([["a", "b", "c"], ["b", "c", "d"], ["a", "b"]], window=1)
-    assert c.item_ids == ["a", "b", "c", "d"]
-    assert c.counts().tolist() == [2, 3, 2, 1]
-    # popularity order b, a, c (a before c on the tie by first appearance), d
-    assert c.popular_table(2).tolist() == [[1, 2], [0, 2], [1, 0], [1, 0]]
+def _split(train, queries, targets):
+    return EvalSplit(from_lists(train), pa.array(queries), pa.array(targets))
 
 
-def test_cooccurrence_table_counts_window_pairs_and_pads_with_popular():
-    c = counter_from_sessions([["a", "b", "c"], ["b", "c", "d"], ["a", "b"]], window=1)
-    # a-b twice, b-c twice, c-d once; a-c only at distance 2 (outside window 1)
-    assert c.cooccurrence_table(2).tolist() == [[1, 2], [0, 2], [1, 3], [2, 1]]
-    wide = counter_from_sessions([["a", "b", "c"], ["b", "c", "d"], ["a", "b"]], window=2)
-    # window 2 adds a-c and b-d once each; a: b(2) then c(1)
-    assert wide.cooccurrence_table(3).tolist()[0] == [1, 2, 3]
-
-
-def test_cooccurrence_ignores_self_pairs():
-    c = counter_from_sessions([["a", "b", "a"]], window=2)
-    assert c.cooccurrence_table(1).tolist() == [[1], [0]]
-
-
-def test_score_exact_metrics():
+def test_score_exact_metrics_at_two_depths():
     ids = pa.array(["a", "b", "c", "d"])
     table = np.array([[1, 2], [2, 0], [3, 0], [0, 1]], dtype=np.int32)
-    rec = Recommender("hand", ids, lambda rows: table[rows])
-    queries = pa.array(["a", "b", "c", "x"])
-    targets = pa.array(["b", "a", "b", "a"])
-    r = score(rec, queries, targets, k=2, catalogue=4)
-    assert r.hr == 0.5
-    assert r.mrr == pytest.approx((1 + 0.5) / 4)
-    assert r.ndcg == pytest.approx((1 + 1 / math.log2(3)) / 4)
-    assert r.unknown == 0.25
-    assert r.coverage == 1.0  # rows a, b, c serve b, c, a, d
-    assert r.queries == 4
-    assert score(rec, queries, targets, k=1, catalogue=4).hr == 0.25
+    split = _split([["a", "b", "c", "d"]], ["a", "b", "c", "x"], ["b", "a", "b", "a"])
+    r = score_table("hand", ids, table, split, ks=(1, 2))
+    assert r.metrics["hr@2"] == 0.5 and r.metrics["hr@1"] == 0.25
+    assert r.metrics["mrr@2"] == pytest.approx((1 + 0.5) / 4)
+    assert r.metrics["ndcg@2"] == pytest.approx((1 + 1 / math.log2(3)) / 4)
+    assert r.buckets["unseen"]["share"] == 0.25  # x was never in training
+    assert r.coverage == 0.75  # @1: rows a, b, c serve b, c, d
 
 
 def test_score_refuses_k_larger_than_table():
-    rec = Recommender("hand", pa.array(["a", "b"]), lambda rows: np.zeros((len(rows), 1), np.int32))
-    with pytest.raises(ConfigError):
-        score(rec, pa.array(["a"]), pa.array(["b"]), k=2, catalogue=2)
+    split = _split([["a", "b"]], ["a"], ["b"])
+    with pytest.raises(Pin2VecError, match="needs 2"):
+        score_table("hand", pa.array(["a", "b"]), np.zeros((2, 1), np.int32), split, ks=(1, 2))
+
+
+def test_popularity_buckets_split_engagements_50_30_20():
+    counts = np.array([50, 10, 20, 10, 10])  # by popularity: 0 (50%), 2, 1, 3, 4
+    assert popularity_buckets(counts).tolist() == [0, 1, 1, 2, 2]
 
 
 def _five_sessions(tmp_path):
@@ -101,43 +83,40 @@ def test_time_split_needs_enough_sessions(tmp_path):
         time_split(src, tmp_path / "train", tmp_path / "test", 0.2)
 
 
-def test_eval_data_split_in_memory_matches_split_on_disk(tmp_path):
+def test_split_in_memory_matches_split_on_disk(tmp_path):
     src = _five_sessions(tmp_path)
     time_split(src, tmp_path / "train", tmp_path / "test", test_fraction=0.4)
-    a = load_eval_data(src, test_fraction=0.4, cooc_window=1)
-    b = load_eval_data(tmp_path / "train", tmp_path / "test", cooc_window=1)
+    a = load_split(src, test_fraction=0.4)
+    b = load_split(tmp_path / "train", tmp_path / "test")
     assert a.queries.to_pylist() == b.queries.to_pylist() == ["a", "d"]
     assert a.targets.to_pylist() == ["d", "e"]
-    assert a.counter.item_ids == b.counter.item_ids
-    assert a.counter.cooccurrence_table(2).tolist() == b.counter.cooccurrence_table(2).tolist()
+    assert a.train.item_ids.equals(b.train.item_ids)
+    assert np.array_equal(a.train.rows, b.train.rows)
 
 
-def test_evaluate_ranks_a_perfect_model_first(tmp_path):
-    # Train on pairs x->y; the test repeats them, so co-occurrence and an oracle both hit.
+def test_baselines_are_scorers_on_the_same_pairs(tmp_path):
+    # Train on pairs x->y; the test repeats them: co-occurrence hits, most-popular misses.
     sessions = [["x1", "y1"], ["x2", "y2"], ["x3", "y3"], ["x1", "y1"], ["x2", "y2"]]
-    src = write_sessions_dir(tmp_path / "s", sessions)
-    data = load_eval_data(src, test_fraction=0.4)
-    ids = pa.array(data.counter.item_ids)
-    pos = {x: i for i, x in enumerate(data.counter.item_ids)}
-    partner = {f"x{i}": f"y{i}" for i in range(1, 4)} | {f"y{i}": f"x{i}" for i in range(1, 4)}
-    table = np.array([[pos[partner[x]]] for x in data.counter.item_ids], np.int32)
-    oracle = Recommender("oracle", ids, lambda rows: table[rows])
-    from recommender.evaluate.next_item import baselines
-
-    results = evaluate([oracle, *baselines(data.counter, 1)], data, k=1)
-    # most-popular: all counts tie, so the order is first appearance (x1, y1, ...): x1 -> y1 hits,
-    # x2 -> x1 misses
-    assert [r.hr for r in results] == [1.0, 1.0, 0.5]
-    assert verdict(results).startswith("WARNING: co-occurrence matches")
+    split = load_split(write_sessions_dir(tmp_path / "s", sessions), test_fraction=0.4)
+    scores, notes = baseline_scores(split, ease_lambda=1.0, ks=(1, 2))
+    hr = {s.name: s.metrics["hr@1"] for s in scores}
+    assert hr["co-occurrence (±5)"] == hr["sequential rules (10, 1/d)"] == 1.0
+    assert hr["item-kNN (cosine)"] == hr["EASE (λ=1)"] == 1.0
+    assert hr["most-popular"] == 0.0 and notes == []  # all counts tie: x1 <-> x2 only
 
 
-def test_verdict_says_when_the_model_wins_and_when_it_loses():
-    def r(name, hr):
-        return Result(name, hr, 0, 0, 0, 0, 10)
+def test_verdict_names_the_best_baseline_and_says_when_it_loses():
+    def s(name, hr):
+        return Score(name, {"hr@10": hr}, {}, 0.0)
 
-    assert "beats co-occurrence (2.00x" in verdict([r("m", 0.2), r("c", 0.1), r("p", 0.01)])
-    lose = verdict([r("m", 0.01), r("c", 0.1), r("p", 0.05)])
-    assert lose.startswith("WARNING") and "not even beat most-popular" in lose
+    pop, cooc, seq = s("most-popular", 0.01), s("co-occurrence (±5)", 0.1), s(
+        "sequential rules (10, 1/d)", 0.12)
+    win = s("hybrid", 0.24)
+    assert "beats the best baseline, sequential rules (10, 1/d), by 2.000x" in verdict(
+        [win, pop, cooc, seq], win)
+    lose = s("pin2vec (similar)", 0.005)
+    text = verdict([lose, pop, cooc, seq], lose)
+    assert text.startswith("WARNING: sequential rules") and "not even beat most-popular" in text
 
 
 def test_leakage_warning_when_the_model_saw_the_test_sessions(tmp_path):

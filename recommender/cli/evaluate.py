@@ -1,4 +1,4 @@
-"""``pin2vec evaluate``: next-item HR/MRR/NDCG of an index or model against the baselines."""
+"""``pin2vec evaluate``: next-item HR/MRR/NDCG of an index or model beside the baseline scorers."""
 
 from __future__ import annotations
 
@@ -10,23 +10,24 @@ from recommender.core.errors import ConfigError
 from recommender.core.sessions import read_sessions_manifest
 from recommender.evaluate.next_item import (
     _model_manifest,
-    baselines,
-    evaluate,
-    format_table,
-    index_recommender,
+    baseline_scores,
+    candidate_scores,
+    index_score,
     leakage_warning,
-    load_eval_data,
-    model_recommender,
-    parse_target,
+    load_split,
     report,
+    verdict,
 )
+from recommender.evaluate.scorecard import format_scorecard, parse_target, target_name
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pin2vec evaluate",
-        description="Next-item evaluation on held-out sessions: the model's related items vs "
-        "most-popular and co-occurrence baselines built from the training sessions.",
+        description="Next-item evaluation on held-out sessions: the index's (or model's) related "
+        "items beside the baseline scorers built from the training sessions -- most-popular, "
+        "co-occurrence, sequential rules, item-kNN and EASE where it fits -- at HR/MRR/NDCG@K "
+        "and @20, broken down by the query item's popularity.",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--index", help="INDEX dir whose related table is evaluated")
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-sessions", help="SESSIONS dir of held-out sessions")
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="share of the latest sessions held out (default 0.2)")
-    p.add_argument("--k", type=int, default=10, help="list length K (default 10)")
+    p.add_argument("--k", type=int, default=10, help="list length K; @20 is reported too "
+                   "(default 10)")
     p.add_argument("--scoring", choices=("similar", "complementary"),
                    help="with --model: cosine neighbours (similar, default) or input·context "
                    "(complementary); with --index the index's own scoring is used")
@@ -47,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "'window N' = any of the next N items (for logs with many same-time ties)")
     p.add_argument("--cooc-window", type=int, default=5,
                    help="co-occurrence baseline window in positions, 0 = whole session (default 5)")
+    p.add_argument("--ease-lambda", type=float, default=100.0,
+                   help="EASE baseline's L2 weight (default 100); 0 skips EASE")
+    p.add_argument("--ease-max-items", type=int, default=10_000,
+                   help="score the EASE baseline only up to this many items (default 10000: "
+                   "its solve grows as items^3)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--output", help="also write the JSON report to this file")
     return p
@@ -56,27 +63,39 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.k < 1:
         raise ConfigError("--k must be at least 1")
+    ks = tuple(sorted({args.k, 20}))
     read_sessions_manifest(args.sessions)
+    window = parse_target(args.target)
+    split = load_split(args.sessions, args.test_sessions, args.test_fraction, window)
     if args.index:
         if args.scoring and args.scoring != read_manifest(args.index, "index").get("scoring"):
             raise ConfigError(
                 f"--scoring {args.scoring} differs from the index's scoring; rebuild the index "
                 "with `pin2vec index --scoring ...` or evaluate --model DIR"
             )
-        model = index_recommender(args.index)
-        model_manifest = _model_manifest(args.index)
+        shipped = index_score(args.index, split, ks=ks)
+        # A scorer index (co-occurrence, EASE) records the sessions it counted instead of a model.
+        digest = read_manifest(args.index, "index").get("sessions_digest")
+        model_manifest = _model_manifest(args.index) or {"source_digest": digest}
     else:
+        from recommender.evaluate.baselines import Candidate
+        from recommender.scorers import ItemVectors
         from recommender.train import Model
 
         loaded = Model.load(args.model)
         model_manifest = loaded.manifest
-        model = model_recommender(loaded, args.scoring or "similar", args.k)
+        scoring = args.scoring or "similar"
+        cand = Candidate(f"pin2vec ({scoring})", "embedding", "embedding", {"scoring": scoring})
+        shipped = candidate_scores([cand], split, ItemVectors.from_model(loaded), ks)[0][0]
     leak = leakage_warning(model_manifest, args.sessions, args.test_sessions)
-    window = parse_target(args.target)
-    data = load_eval_data(args.sessions, args.test_sessions, args.test_fraction, args.cooc_window,
-                          target_window=window)
-    results = evaluate([model, *baselines(data.counter, args.k)], data, args.k)
-    out = report(results, args.k, window)
+    if args.cooc_window < 0:
+        raise ConfigError("--cooc-window must be >= 0 (0 = whole session)")
+    base, notes = baseline_scores(split, args.ease_lambda or None, ks, args.ease_max_items,
+                                  args.cooc_window)
+    scores = [shipped, *base]
+    shipped.shipped = True
+    out = report(scores, verdict(scores, shipped, args.k), notes, ks)
+    out["target"] = target_name(window)
     if leak:
         out["warning"] = leak
     if args.output:
@@ -84,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        print(format_table(results, args.k))
+        print(format_scorecard(scores, ks))
         print(out["verdict"])
-        if leak:
-            print(leak)
+        for line in notes + ([leak] if leak else []):
+            print(line)
     return 0

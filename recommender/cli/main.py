@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "split": ("recommender.cli.split", "SESSIONS dir -> earlier / latest SESSIONS dirs by time"),
     "train": ("recommender.cli.train", "SESSIONS dir -> MODEL dir (skip-gram / CBOW, numpy)"),
     "index": ("recommender.cli.index", "MODEL dir -> INDEX dir (exact, HNSW or Annoy)"),
+    "cooccurrence": ("recommender.cli.cooccurrence",
+                     "SESSIONS dir -> co-occurrence / sequential-rules INDEX dir (Beam)"),
     "related": ("recommender.cli.related", "look up related items in an INDEX dir"),
     "evaluate": ("recommender.cli.evaluate", "next-item HR/MRR/NDCG vs popular and co-occurrence"),
     "tune": ("recommender.cli.tune", "search hyperparameters by validation HR@K"),

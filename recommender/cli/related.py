@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(json.dumps(out, indent=2))
         return 0
-    measure = "cosine" if related.scoring == "similar" else "dot"
+    measure = {"similar": "cosine", "complementary": "dot"}.get(related.scoring, "score")
     for q, rows in queries:
         print(f"{printable(q)}{label(catalog, q)}")
         for rank, (r, s) in enumerate(rows, 1):
