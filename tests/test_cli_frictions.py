@@ -13,11 +13,11 @@ from factories import write_sessions_dir
 
 from recommender.cli.main import main as cli
 from recommender.core.errors import ConfigError
-from recommender.evaluate.next_item import (
-    Recommender,
+from recommender.evaluate.scorecard import (
+    make_split,
     parse_target,
-    report,
-    score,
+    score_table,
+    target_name,
     target_pairs,
 )
 
@@ -53,13 +53,14 @@ def test_run_help_lists_every_flag_it_accepts(capsys):
 def test_run_examples_take_a_count_or_ids():
     from recommender.cli.run import _example_items
 
-    class Model:
-        item_ids = ["a", "b", "c"]
-        counts = np.array([1, 5, 3])
+    class Related:  # the slice of RelatedItems that --examples uses
+        @staticmethod
+        def popular(k):
+            return [("b", 5 / 9), ("c", 3 / 9), ("a", 1 / 9)][:k]
 
-    assert _example_items("2", Model) == ["b", "c"]
-    assert _example_items("0", Model) == []
-    assert _example_items("c, nope ,a", Model) == ["c", "nope", "a"]
+    assert _example_items("2", Related) == ["b", "c"]
+    assert _example_items("0", Related) == []
+    assert _example_items("c, nope ,a", Related) == ["c", "nope", "a"]
 
 
 def test_target_pairs_next_and_window():
@@ -82,15 +83,15 @@ def test_window_target_scores_any_of_the_next_items_for_every_scorer():
     # for `window 2`; d has no next item, so only a, b, c are queries
     ids = pa.array(["a", "b", "c", "d"])
     table = np.array([[2, 3], [2, 0], [0, 1], [0, 1]], np.int32)
-    rec = Recommender("r", ids, lambda rows: table[rows])
+    train = pa.array([["a", "b", "c", "d"]], pa.list_(pa.string()))
     items = pa.array([["a", "b", "c", "d"]], pa.list_(pa.string()))
-    nxt = score(rec, *target_pairs(items, 1), k=2, catalogue=4)
-    win = score(rec, *target_pairs(items, 2), k=2, catalogue=4)
-    assert (nxt.queries, win.queries) == (3, 3)
-    assert nxt.hr == pytest.approx(1 / 3)  # only b -> c
-    assert win.hr == pytest.approx(2 / 3)  # a -> c (rank 1), b -> c (rank 1); c's list misses d
-    assert win.mrr == pytest.approx(2 / 3)
-    assert report([win, win, win], 2, 2)["target"] == "any of the next 2 items in the session"
+    nxt = score_table("r", ids, table, make_split(train, items, 1), ks=(2,))
+    win = score_table("r", ids, table, make_split(train, items, 2), ks=(2,))
+    assert make_split(train, items, 2).n_pairs == 3  # d has no next item
+    assert nxt.hr(2) == pytest.approx(1 / 3)  # only b -> c
+    assert win.hr(2) == pytest.approx(2 / 3)  # a -> c (rank 1), b -> c (rank 1); c's misses d
+    assert win.metrics["mrr@2"] == pytest.approx(2 / 3)
+    assert target_name(2) == "any of the next 2 items in the session"
 
 
 def test_progress_is_plain_lines_off_a_terminal(tmp_path, capsys):
@@ -106,14 +107,14 @@ def test_progress_is_plain_lines_off_a_terminal(tmp_path, capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_load_eval_data_builds_window_targets_both_ways(tmp_path):
-    from recommender.evaluate.next_item import load_eval_data
+def test_load_split_builds_window_targets_both_ways(tmp_path):
+    from recommender.evaluate.next_item import load_split
     from recommender.evaluate.splits import time_split
 
     src = write_sessions_dir(tmp_path / "s", [["a", "b"], ["b", "c"], ["a", "b", "c", "d"]])
     time_split(src, tmp_path / "train", tmp_path / "test", test_fraction=0.34)
-    for data in (load_eval_data(src, test_fraction=0.34, target_window=3),
-                 load_eval_data(tmp_path / "train", tmp_path / "test", target_window=3)):
+    for data in (load_split(src, test_fraction=0.34, target_window=3),
+                 load_split(tmp_path / "train", tmp_path / "test", target_window=3)):
         assert data.queries.to_pylist() == ["a", "b", "c"]
         assert data.targets.to_pylist() == [["b", "c", "d"], ["c", "d", None],
                                              ["d", None, None]]
