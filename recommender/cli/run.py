@@ -332,6 +332,11 @@ def _summary(out, sessions, split, model, index, scores, evaluation, selection, 
         print(f"model    {len(model.item_ids):,} items x {model.vectors.shape[1]} dims"
               + (f", {speed:,.0f} words/s" if speed else "")
               + (f", final loss {epochs[-1]['loss']:.4f}" if epochs else ""))
+        from recommender.train.model import collapse_advice
+
+        advice = collapse_advice(model.manifest.get("mean_pair_cosine") or 0.0)
+        if advice:
+            print(f"WARNING: {advice}")
     recall = index.get("recall_at_10")
     print(f"index    {selection.winner.name}: {index.get('scoring')} k={index.get('k')}"
           + (f", recall@10 {recall:.3f} vs exact" if recall is not None else ""))
