@@ -44,8 +44,11 @@ def _tagged(tag: str) -> list[int]:
     return found
 
 
-def kill_when(argv: list[str], ready, timeout: float = 60.0) -> None:
-    """Start ``pin2vec argv``, ``kill -9`` it once ``ready()`` holds, check nothing survives."""
+def kill_when(argv: list[str], ready, timeout: float = 60.0, grace: float = 0.3) -> None:
+    """Start ``pin2vec argv``, ``kill -9`` it once ``ready()`` holds, check nothing survives.
+
+    ``grace``: seconds the stage's children may take to notice and exit (Beam's SDK workers end
+    when their control channel closes)."""
     tag = f"PIN2VEC_KILL_TEST={uuid.uuid4().hex}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), tag.split("=")[0]: tag.split("=")[1]}
     proc = subprocess.Popen([sys.executable, "-m", "recommender.cli.main", *argv], env=env,
@@ -58,8 +61,9 @@ def kill_when(argv: list[str], ready, timeout: float = 60.0) -> None:
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-        time.sleep(0.3)
-        survivors = _tagged(tag)
+        end = time.monotonic() + grace
+        while (survivors := _tagged(tag)) and time.monotonic() < end:
+            time.sleep(0.1)
         assert survivors == [], f"processes outlived pin2vec {argv[0]}: {survivors}"
     finally:
         if proc.poll() is None:
@@ -125,3 +129,17 @@ def test_kill_index(tmp_path, capsys):
     assert cli(argv) == 0, capsys.readouterr().err
     assert len(RelatedItems.load(out)) == 3000
     assert not any(out.glob(".*.tmp")) and not any(out.glob(".table-*"))
+
+
+def test_kill_cooccurrence(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    sessions = [[f"i{j}" for j in rng.integers(0, 2000, 10)] for _ in range(8000)]
+    source = write_sessions_dir(tmp_path / "S", sessions)
+    out = tmp_path / "C"
+    argv = ["cooccurrence", "--sessions", str(source), "--output", str(out), "--k", "10"]
+    kill_when(argv, lambda: (out / OUTPUT_MARKER).exists())  # the Beam job has started
+    with pytest.raises(ArtifactError):
+        RelatedItems.load(out)
+    assert cli(argv) == 0, capsys.readouterr().err  # the same command: the run's own leftovers go
+    assert len(RelatedItems.load(out)) == 2000
+    assert not any(out.glob(".*.tmp"))

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     read_sessions_manifest(args.sessions)
     session_files(args.sessions)
     sessions = os.path.abspath(args.sessions)
-    out = prepare_output_dir(args.output, args.overwrite)
+    out = prepare_output_dir(args.output, args.overwrite, kind="index", inputs=[sessions])
     if args.engine == "numpy":
         table = cooccurrence(from_sessions_dir(sessions), config)
     else:
