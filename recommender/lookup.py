@@ -94,7 +94,10 @@ class RelatedItems:
         manifest = read_manifest(path, "index")
         n, k, dim, metric = _index_fields(path / "manifest.json", manifest)
         verify_files(path, manifest, digests=verify)  # every file the manifest lists
-        backend = manifest.get("backend", "annoy")  # indexes before the backends were Annoy's
+        # Indexes from before the backends were Annoy's; one without any search backend still
+        # loads, and only its session queries are refused.
+        listed = manifest.get("checksums") or {}
+        backend = manifest.get("backend") or ("annoy" if "items.ann" in listed else None)
         neighbors = _load_npy(path / "neighbors.npy", np.int32, (n, k))
         scores = _load_npy(path / "scores.npy", np.float32, (n, k))
         try:
@@ -319,9 +322,10 @@ class _SessionSearch:
     def _open(self):
         from recommender.index.backends import get_backend
 
-        if self.metric is None:  # e.g. a count-based table: nothing to search a new vector in
-            raise ArtifactError(f"{self.path}: an index with metric "
-                                f"{self.manifest.get('metric')!r} cannot answer session queries")
+        if self.metric is None or self.name is None:  # e.g. a count-based table
+            raise ArtifactError(f"{self.path}: this index (scoring "
+                                f"{self.manifest.get('scoring')!r}) has no vectors to search, so "
+                                "it cannot answer session queries; use related()")
         cls = get_backend(self.name)
         file = self.path / cls.file_name if cls.file_name else None
         settings = dict(self.manifest.get("backend_settings")

@@ -239,3 +239,18 @@ def test_complementary_lookups_use_input_dot_context(tmp_path, backend):
     assert got == pytest.approx({"w": 3 / math.sqrt(2), "x": 2 / math.sqrt(2),
                                  "z": -1 / math.sqrt(2)}, abs=1e-5)
     np.testing.assert_array_equal(r.vector("y"), [1, 1])
+
+
+def test_table_without_a_search_backend_loads_and_refuses_session_queries(tmp_path):
+    # e.g. a count-based INDEX dir: the table and vectors, no backend or ANN file
+    rng = np.random.default_rng(3)
+    model = write_model_dir(tmp_path / "model", [f"i{i}" for i in range(30)],
+                            rng.standard_normal((30, 4)))
+    build_index(model, tmp_path / "index", IndexConfig(k=3, progress=False, backend="exact"))
+    manifest = json.loads((tmp_path / "index" / "manifest.json").read_text())
+    del manifest["backend"]  # and it has no items.ann: no search backend at all
+    (tmp_path / "index" / "manifest.json").write_text(json.dumps(manifest))
+    r = RelatedItems.load(tmp_path / "index")
+    assert len(r.related("i0", k=3)) == 3
+    with pytest.raises(ArtifactError, match="cannot answer session queries"):
+        r.related_to_session(["i0"], k=3)
