@@ -44,12 +44,12 @@ def _figure(width: float, height: float):
     return fig, matplotlib.rc_context(_RC)
 
 
-def _svg(fig) -> str:
+def _svg(fig, tight: bool = True) -> str:
     import matplotlib
 
     buf = io.StringIO()
     with matplotlib.rc_context(_RC):
-        fig.savefig(buf, format="svg", bbox_inches="tight")
+        fig.savefig(buf, format="svg", bbox_inches="tight" if tight else None)
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
@@ -62,7 +62,7 @@ def _svg(fig) -> str:
 HIGHLIGHT = "#2563eb"  # bars of the shipped scorer
 NEUTRAL = "#94a3b8"    # bars of every other scorer
 LABEL_CHARS = 40       # a scorer name is wrapped to lines of this many characters
-LABEL_INCH = 3.0       # width kept on the left for the wrapped names
+LABEL_INCH = 3.1       # width kept on the left for the wrapped names
 
 
 def wrap_label(name: str, width: int = LABEL_CHARS, lines: int = 3) -> str:
@@ -91,11 +91,14 @@ def bar_panels(names: list[str], shipped: set[str], panels: list[tuple[str, list
     labels = [wrap_label(name) for name in names]
     lines = max((label.count("\n") + 1 for label in labels), default=1)
     row = max(0.15 * lines + 0.08, 0.12 * s + 0.1, 0.3)  # inches per scorer
-    height = row * n + 0.55
+    legend = s > 1 or bool(shipped & set(names))
+    bottom = 0.3 + 0.3 * legend  # inches under the panels: x ticks, then the legend
+    height = row * n + 0.3 + bottom
     fig, rc = _figure(width, height)
     with rc:
+        # fixed margins, no tight crop: every such chart has the same scale on the page
         fig.subplots_adjust(left=LABEL_INCH / width, right=0.985, top=1 - 0.3 / height,
-                            bottom=0.25 / height, wspace=0.1)
+                            bottom=bottom / height, wspace=0.1)
         axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         y = np.arange(n)[::-1].astype(float)
         bar = 0.8 / s
@@ -140,9 +143,9 @@ def bar_panels(names: list[str], shipped: set[str], panels: list[tuple[str, list
         if shipped & set(names):
             handles.append(Patch(color=HIGHLIGHT, label="shipped"))
         if handles:  # below the panels, outside every plot area
-            fig.legend(handles=handles, loc="upper left", ncols=len(handles), fontsize=8,
+            fig.legend(handles=handles, loc="lower left", ncols=len(handles), fontsize=8,
                        bbox_to_anchor=(LABEL_INCH / width, 0.0))
-    return _svg(fig)
+    return _svg(fig, tight=False)
 
 
 def metrics_chart(results, ks: list[int], metrics: list[str]) -> str:
