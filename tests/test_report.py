@@ -178,3 +178,20 @@ def test_report_renders_in_headless_chromium(page_path, tmp_path):
     assert dom.count('class="rank"') == 4
     assert 'id="explorer-title"' in dom and "Title A" in dom.split('id="explorer-out"')[1]
     assert dom.count('class="chart"') >= 3 and 'class="map"' in dom
+
+
+def test_scorer_charts_keep_long_names_whole_and_grow_with_the_scorers():
+    from recommender.report.charts import HIGHLIGHT, bar_panels, wrap_label
+
+    name = "hybrid (co-occurrence (±2, shrunk) + similar, evidence 20) [index/]"
+    assert wrap_label(name).split("\n") == ["hybrid (co-occurrence (±2, shrunk) +",
+                                             "similar, evidence 20) [index/]"]
+    assert wrap_label("x" * 130).split("\n") == ["x" * 40, "x" * 40, "x" * 39 + "…"]
+
+    def height(svg):
+        return float(re.search(r'viewBox="0 0 [\d.]+ ([\d.]+)"', svg).group(1))
+
+    two = bar_panels(["a", name], {name}, [("HR", [[0.1, 0.2]])], ["@10"])
+    many = bar_panels([f"s{i}" for i in range(11)], set(), [("HR", [[0.1] * 11])], ["@10"])
+    assert "similar, evidence 20) [index/]" in two and "fill: " + HIGHLIGHT in two
+    assert "fill: " + HIGHLIGHT not in many and height(many) > 2 * height(two)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import textwrap
 
 import numpy as np
 
@@ -34,11 +35,6 @@ _RC = {
 }
 
 
-def colors(names: list[str]) -> dict[str, str]:
-    """One stable colour per scorer name, the same in every chart."""
-    return {n: PALETTE[i % len(PALETTE)] for i, n in enumerate(names)}
-
-
 def _figure(width: float, height: float):
     import matplotlib
     from matplotlib.figure import Figure
@@ -48,12 +44,12 @@ def _figure(width: float, height: float):
     return fig, matplotlib.rc_context(_RC)
 
 
-def _svg(fig) -> str:
+def _svg(fig, tight: bool = True) -> str:
     import matplotlib
 
     buf = io.StringIO()
     with matplotlib.rc_context(_RC):
-        fig.savefig(buf, format="svg", bbox_inches="tight")
+        fig.savefig(buf, format="svg", bbox_inches="tight" if tight else None)
     text = buf.getvalue()
     text = text[text.index("<svg"):]
     text = re.sub(r"<metadata>.*?</metadata>", "", text, count=1, flags=re.S)
@@ -63,63 +59,122 @@ def _svg(fig) -> str:
     return text
 
 
-def metrics_chart(results, ks: list[int], metrics: list[str], palette: dict[str, str]) -> str:
-    """One panel per metric; a bar per scorer and cut-off (lighter bar = the larger K)."""
-    n = len(results)
-    fig, rc = _figure(3.6 * len(metrics), 0.45 * n * max(len(ks), 1) + 1.2)
+HIGHLIGHT = "#2563eb"  # bars of the shipped scorer
+NEUTRAL = "#94a3b8"    # bars of every other scorer
+LABEL_CHARS = 40       # a scorer name is wrapped to lines of this many characters
+LABEL_INCH = 3.1       # width kept on the left for the wrapped names
+
+
+def wrap_label(name: str, width: int = LABEL_CHARS, lines: int = 3) -> str:
+    """``name`` wrapped to ``width`` characters a line, at most ``lines`` lines (then ``…``)."""
+    parts = textwrap.wrap(name, width, break_on_hyphens=False) or [""]
+    if len(parts) > lines:
+        parts = parts[:lines]
+        parts[-1] = parts[-1][: width - 1].rstrip() + "…"
+    return "\n".join(parts)
+
+
+def bar_panels(names: list[str], shipped: set[str], panels: list[tuple[str, list[list[float]]]],
+               series: list[str], width: float = 10.8, same_scale: bool = False) -> str:
+    """Small multiples of horizontal bars: one panel per metric (or bucket), one row per scorer.
+
+    ``panels`` is ``[(title, [values per scorer, for each series])]``: the first series is drawn
+    solid, the next ones lighter just below it (e.g. @10 then @20). The full scorer names are
+    written once, wrapped, left of the first panel; the shipped scorer's row is shaded, its name
+    bold and its bars in the accent colour, every other scorer grey (no 11-colour legend to decode).
+    The figure's height grows with the number of scorers so the page can show it at its natural
+    size. ``same_scale`` gives every panel the same x axis (values comparable across panels).
+    """
+    from matplotlib.patches import Patch
+
+    n, s = len(names), max(len(series), 1)
+    labels = [wrap_label(name) for name in names]
+    lines = max((label.count("\n") + 1 for label in labels), default=1)
+    row = max(0.15 * lines + 0.08, 0.12 * s + 0.1, 0.3)  # inches per scorer
+    legend = s > 1 or bool(shipped & set(names))
+    bottom = 0.3 + 0.3 * legend  # inches under the panels: x ticks, then the legend
+    height = row * n + 0.3 + bottom
+    fig, rc = _figure(width, height)
     with rc:
-        axes = fig.subplots(1, len(metrics), sharey=True, squeeze=False,
-                            gridspec_kw={"wspace": 0.12})[0]
-        height = 0.8 / max(len(ks), 1)
-        y = np.arange(n)[::-1]
-        for ax, metric in zip(axes, metrics):
-            for j, k in enumerate(ks):
-                vals = [r.metrics.get((metric, k), np.nan) for r in results]
-                pos = y + (len(ks) - 1) / 2 * height - j * height
-                bars = ax.barh(pos, np.nan_to_num(vals), height * 0.92,
-                               color=[palette[r.name] for r in results],
-                               alpha=1.0 if j == 0 else 0.5)
-                for bar, v in zip(bars, vals):
-                    if v == v:
-                        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
-                                f" {v:.3f}", va="center", fontsize=8, color="#334155")
-            ax.set_title(f"{metric.upper()}" + (f" @{'/'.join(map(str, ks))}" if ks else ""),
-                         fontsize=10, loc="left", color="#0f172a")
+        # fixed margins, no tight crop: every such chart has the same scale on the page
+        fig.subplots_adjust(left=LABEL_INCH / width, right=0.985, top=1 - 0.3 / height,
+                            bottom=bottom / height, wspace=0.1)
+        axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+        y = np.arange(n)[::-1].astype(float)
+        bar = 0.8 / s
+        colour = [HIGHLIGHT if name in shipped else NEUTRAL for name in names]
+        overall = float(np.nanmax([v for _, values in panels for vals in values for v in vals]
+                                  + [0.0]))
+        for ax, (title, values) in zip(axes, panels):
+            top = overall if same_scale else float(
+                np.nanmax([v for vals in values for v in vals] + [0.0]))
+            span = max(top * 1.3, 0.01)
+            for i, name in enumerate(names):
+                if name in shipped:
+                    ax.axhspan(y[i] - 0.5, y[i] + 0.5, color="#dbeafe", lw=0, zorder=0)
+            for j, vals in enumerate(values):
+                pos = y + (s - 1) / 2 * bar - j * bar
+                bars = ax.barh(pos, np.nan_to_num(vals), bar * 0.88, color=colour,
+                               alpha=1.0 if j == 0 else 0.45, zorder=2)
+                for b, v, name in zip(bars, vals, names):
+                    text = f"{v:.3f}" if v == v else "–"
+                    mine = name in shipped
+                    ax.text(b.get_width() + span * 0.012, b.get_y() + b.get_height() / 2, text,
+                            va="center", fontsize=7.5, zorder=3,
+                            color="#1e3a8a" if mine else "#475569",
+                            fontweight="bold" if mine and j == 0 else "normal")
+            ax.set_title(title, fontsize=10, loc="left", color="#0f172a")
+            ax.set_xlim(0, span)
+            ax.set_ylim(-0.5, n - 0.5)
             ax.grid(axis="y", visible=False)
-            top = np.nanmax([r.metrics.get((metric, k), 0) for r in results for k in ks] + [0])
-            ax.set_xlim(0, max(top * 1.3, 0.01))
+            ax.tick_params(axis="x", labelsize=8)
+            ax.tick_params(axis="y", length=0)
+            ax.xaxis.get_major_locator().set_params(nbins=4)
         axes[0].set_yticks(y)
-        axes[0].set_yticklabels([("★ " if r.shipped else "") + r.name for r in results])
-        if len(ks) > 1:
-            from matplotlib.patches import Patch
+        axes[0].set_yticklabels(labels, fontsize=8.5, linespacing=1.1)
+        for tick, name in zip(axes[0].get_yticklabels(), names):
+            if name in shipped:
+                tick.set_fontweight("bold")
+                tick.set_color("#1e3a8a")
+        handles = []
+        if s > 1:
+            handles = [Patch(color=NEUTRAL, alpha=1.0 if j == 0 else 0.45, label=label)
+                       for j, label in enumerate(series)]
+        if shipped & set(names):
+            handles.append(Patch(color=HIGHLIGHT, label="shipped"))
+        if handles:  # below the panels, outside every plot area
+            fig.legend(handles=handles, loc="lower left", ncols=len(handles), fontsize=8,
+                       bbox_to_anchor=(LABEL_INCH / width, 0.0))
+    return _svg(fig, tight=False)
 
-            handles = [Patch(color="#64748b", alpha=1.0 if j == 0 else 0.5, label=f"@{k}")
-                       for j, k in enumerate(ks)]
-            fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                       ncols=len(ks), fontsize=8)
-    return _svg(fig)
+
+def metrics_chart(results, ks: list[int], metrics: list[str]) -> str:
+    """One panel per metric, a row per scorer: a solid bar at the first K, a lighter one per
+    larger K."""
+    names = [r.name for r in results]
+    shipped = {r.name for r in results if r.shipped}
+    panels = [(metric.upper() + (f" @{'/'.join(map(str, ks))}" if len(ks) > 1 else
+                                 f"@{ks[0]}" if ks else ""),
+               [[r.metrics.get((metric, k), np.nan) for r in results] for k in ks])
+              for metric in metrics]
+    return bar_panels(names, shipped, panels, [f"@{k}" for k in ks])
 
 
-def bucket_chart(rows: dict[str, dict], buckets: list[str], k: int,
-                 palette: dict[str, str], queries: dict[str, int]) -> str:
-    """HR@k per popularity bucket of the query item, a bar per scorer."""
+def bucket_chart(rows: dict[str, dict], buckets: list[str], k: int, shipped: set[str],
+                 queries: dict[str, int], shares: dict[str, float] | None = None) -> str:
+    """HR@k per popularity bucket of the query item: one panel per bucket, a row per scorer."""
     names = list(rows)
-    fig, rc = _figure(10.8, 2.8)
-    with rc:
-        ax = fig.subplots()
-        width = 0.8 / max(len(names), 1)
-        x = np.arange(len(buckets))
-        for i, name in enumerate(names):
-            vals = [rows[name].get(b, np.nan) for b in buckets]
-            ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(vals), width * 0.92,
-                   color=palette.get(name, PALETTE[i % len(PALETTE)]), label=name)
-        ax.set_xticks(x)
-        ax.set_xticklabels([f"{b}\n{queries.get(b, 0):,} queries" if b in queries else b
-                            for b in buckets])
-        ax.set_ylabel(f"HR@{k}")
-        ax.grid(axis="x", visible=False)
-        ax.legend(loc="upper right", fontsize=8)
-    return _svg(fig)
+    shares = shares or {}
+
+    def title(b: str) -> str:
+        if b in queries:
+            return f"{b} · {queries[b]:,} queries"
+        if b in shares:
+            return f"{b} · {shares[b]:.0%} of queries"
+        return b
+
+    panels = [(title(b), [[rows[name].get(b, np.nan) for name in names]]) for b in buckets]
+    return bar_panels(names, shipped, panels, [f"HR@{k}"], same_scale=True)
 
 
 def training_chart(epochs: list[dict]) -> str:

@@ -61,7 +61,7 @@ def _metric_columns(data: RunData) -> tuple[list[int], list[str]]:
     return ks, metrics
 
 
-def _evaluation(data: RunData, palette) -> str:
+def _evaluation(data: RunData) -> str:
     if not data.results:
         return _section("evaluation", "Evaluation", '<p class="muted">No evaluation results in '
                         "this run directory.</p>")
@@ -81,11 +81,11 @@ def _evaluation(data: RunData, palette) -> str:
             cells.append(f"<td{cls}>{_fmt(v)}</td>")
         cells += [f"<td>{_fmt(r.extra.get(x), 3)}</td>" for x in extras]
         mark = '<span class="badge">shipped</span>' if r.shipped else ""
-        swatch = f'<span class="swatch" style="background:{palette[r.name]}"></span>'
-        rows.append(f"<tr><th>{swatch}{_e(r.name)} {mark}</th>{''.join(cells)}</tr>")
+        cls = ' class="shipped"' if r.shipped else ""
+        rows.append(f"<tr{cls}><th>{_e(r.name)} {mark}</th>{''.join(cells)}</tr>")
     table = (f'<table class="metrics"><thead><tr><th>scorer</th>{head}</tr></thead>'
              f"<tbody>{''.join(rows)}</tbody></table>")
-    chart = charts.metrics_chart(data.results, ks, metrics, palette) if cols else ""
+    chart = charts.metrics_chart(data.results, ks, metrics) if cols else ""
     verdict = data.evaluation.get("verdict")
     extra = ""
     if verdict:
@@ -96,12 +96,13 @@ def _evaluation(data: RunData, palette) -> str:
             extra += f'<p class="callout warn">{_e(data.evaluation[key])}</p>'
     target = data.evaluation.get("target") or "next item"
     lead = (f"Held-out sessions after the time split; target: {_e(target)}. Bold = best in "
-            "column. A query item the scorer has never seen counts as a miss.")
+            "column. A query item the scorer has never seen counts as a miss. Chart: one panel "
+            "per metric, the shipped scorer in blue.")
     return _section("evaluation", "Evaluation: every scorer side by side",
                     extra + table + f'<div class="figure">{chart}</div>', lead)
 
 
-def _buckets(data: RunData, tables: dict, palette) -> str:
+def _buckets(data: RunData, tables: dict) -> str:
     """HR by popularity bucket: from the evaluation JSON if it has breakdowns, else computed."""
     k = 10
     rows: dict[str, dict[str, float]] = {}
@@ -135,13 +136,14 @@ def _buckets(data: RunData, tables: dict, palette) -> str:
     buckets += sorted({b for v in rows.values() for b in v} - set(buckets))
     if not buckets:
         return ""
-    for name in rows:
-        palette.setdefault(name, charts.PALETTE[len(palette) % len(charts.PALETTE)])
-    chart = charts.bucket_chart(rows, buckets, k, palette, queries)
+    shipped = {r.name for r in data.results if r.shipped}
+    chart = charts.bucket_chart(rows, buckets, k, shipped, queries, _bucket_shares(data))
     head = "".join(f"<th>{_e(b)}</th>" for b in buckets)
+    top = {b: max((v.get(b, -1) for v in rows.values()), default=-1) for b in buckets}
     body = "".join(
-        f"<tr><th>{_e(name)}</th>"
-        + "".join(f"<td>{_fmt(v.get(b))}</td>" for b in buckets) + "</tr>"
+        (f'<tr class="shipped"><th>{_e(name)} <span class="badge">shipped</span></th>'
+         if name in shipped else f"<tr><th>{_e(name)}</th>")
+        + "".join(_heat_cell(v.get(b), top[b]) for b in buckets) + "</tr>"
         for name, v in rows.items())
     qrow = ("<tr class='muted'><th>queries</th>" + "".join(
         f"<td>{queries.get(b, 0):,}</td>" for b in buckets) + "</tr>") if queries else ""
@@ -150,6 +152,27 @@ def _buckets(data: RunData, tables: dict, palette) -> str:
     lead = (lead + f" Source: {source}.").strip()
     return _section("buckets", "Where it wins: head, torso, tail, unseen",
                     f'<div class="figure">{chart}</div>{table}', lead)
+
+
+def _bucket_shares(data: RunData) -> dict[str, float]:
+    """Share of the test queries per bucket, as the evaluation wrote it (same for every scorer)."""
+    results = data.evaluation.get("results")
+    for r in results if isinstance(results, list) else []:
+        groups = r.get("buckets") if isinstance(r, dict) else None
+        if isinstance(groups, dict):
+            return {b: float(v["share"]) for b, v in groups.items()
+                    if isinstance(v, dict) and isinstance(v.get("share"), (int, float))}
+    return {}
+
+
+def _heat_cell(value, best: float) -> str:
+    """A table cell shaded by its value relative to the column's best (a heatmap you can read)."""
+    if value is None or value != value:
+        return "<td>–</td>"
+    share = value / best if best > 0 else 0.0
+    cls = ' class="best"' if best > 0 and value == best else ""
+    return (f'<td{cls} style="background:rgba(37,99,235,{0.04 + 0.26 * share:.2f})">'
+            f"{_fmt(value)}</td>")
 
 
 def _training(data: RunData) -> str:
@@ -254,12 +277,9 @@ def render(data: RunData) -> str:
     cooc = scoring.cooccurrence(data.run_dir, max(EXPLORER_K, 20))
     if cooc is not None and not any("cooc" in n for n in tables):
         tables[COOC_NAME] = cooc
-    names = [r.name for r in data.results] + [n for n in tables if n not in
-                                              {r.name for r in data.results}]
-    palette = charts.colors(names)
     sections = [
-        _evaluation(data, palette),
-        _buckets(data, tables, palette),
+        _evaluation(data),
+        _buckets(data, tables),
         _training(data),
         _index(data),
         _vector_map(data),
