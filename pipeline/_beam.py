@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 
+from pipeline import owner  # noqa: F401  (a Beam worker ends with the pin2vec run that started it)
+
 _previous = logging.root.manager.disable
 logging.disable(logging.WARNING)
 try:

@@ -27,6 +27,10 @@ def make_pipeline(options: PipelineOptions) -> beam.Pipeline:
     if is_local(options):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+        from pipeline import owner
+
+        owner.claim()  # worker processes it starts end with this process (pipeline/owner.py)
+
         return beam.Pipeline(runner=FnApiRunner(), options=options)
     return beam.Pipeline(options=options)
 

@@ -143,3 +143,23 @@ def test_kill_cooccurrence(tmp_path, capsys):
     assert cli(argv) == 0, capsys.readouterr().err  # the same command: the run's own leftovers go
     assert len(RelatedItems.load(out)) == 2000
     assert not any(out.glob(".*.tmp"))
+
+
+def test_a_beam_worker_ends_with_the_pin2vec_process_that_started_it(tmp_path):
+    # Beam's multi-process runner starts SDK workers of its own, which would outlive a kill -9 of
+    # pin2vec by minutes. They import pipeline/ (to run its transforms), which watches the owner.
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PIN2VEC_OWNER_PID": str(owner.pid)}
+    worker = subprocess.Popen([sys.executable, "-c", "import pipeline._beam, time; time.sleep(60)"],
+                              env=env)
+    try:
+        time.sleep(2.0)  # imported and watching
+        assert worker.poll() is None, "the worker must live while its owner does"
+        owner.kill()
+        owner.wait(10)
+        assert worker.wait(10) == 1  # ends within about a second of the owner
+    finally:
+        for proc in (owner, worker):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
