@@ -54,6 +54,7 @@ class Model:
         self.item_ids = list(item_ids)
         self.counts = np.asarray(counts, dtype=np.int64)
         self.manifest = manifest if manifest is not None else {}
+        self.attributes = None  # AttributeVectors when trained with a catalogue (cold start)
         self._index: dict[str, int] | None = None
 
     def __repr__(self) -> str:
@@ -105,6 +106,9 @@ class Model:
         if export_word2vec:
             write_word2vec_text(directory / "vectors.txt", self.item_ids, self.vectors)
         manifest = dict(self.manifest)
+        if self.attributes is not None:  # before the manifest, which marks a complete dir
+            files = self.attributes.write(directory)
+            manifest["attributes"] = {"files": files, "values": len(self.attributes)}
         manifest.update(
             format_version=FORMAT_VERSION,
             kind=MODEL_KIND,
@@ -132,7 +136,12 @@ class Model:
                 f"{len(ids)} items do not match; re-run pin2vec train"
             )
         counts = items.column("count").to_numpy(zero_copy_only=False)
-        return cls(vectors, context, ids, counts, manifest)
+        model = cls(vectors, context, ids, counts, manifest)
+        if manifest.get("attributes"):
+            from recommender.core.attributes import AttributeVectors
+
+            model.attributes = AttributeVectors.load(directory)
+        return model
 
 
 def write_word2vec_text(path, item_ids: list[str], vectors: np.ndarray) -> None:

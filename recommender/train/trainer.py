@@ -34,6 +34,7 @@ import numpy as np
 
 from recommender.core.artifacts import file_digest, prepare_output_dir, read_manifest
 from recommender.core.errors import ConfigError, TrainingError
+from recommender.train.attributes import attribute_trainer
 from recommender.train.checkpoint import (
     CHECKPOINT_DIR,
     finished_model,
@@ -121,7 +122,7 @@ Callback = Callable[[int, float, Model], None]
 
 def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callback] = (),
           output_dir=None, resume: bool = False, overwrite: bool = False,
-          export_word2vec: bool = False) -> Model:
+          export_word2vec: bool = False, attributes=None) -> Model:
     """Train item vectors on sessions.
 
     Parameters
@@ -142,6 +143,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         Allow replacing a non-empty ``output_dir`` when not resuming.
     export_word2vec : bool
         Also write ``vectors.txt`` into ``output_dir``.
+    attributes : (CatalogAttributes, AttributeConfig), optional
+        Also learn attribute-value vectors (cold start; :mod:`recommender.train.attributes`).
 
     Returns
     -------
@@ -179,6 +182,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                     return done
             prepare_output_dir(out, overwrite or resume)
     model = Model(w_in, w_out, vocab.item_ids, vocab.counts, manifest)
+    side = attribute_trainer(attributes, vocab.item_ids, d, config.seed, manifest)
     batch_size = config.batch_size or auto_batch_size(corpus.raw_tokens, config.group_size)
     manifest["batch_size"] = batch_size
     maker = BatchMaker(config, vocab, d, batch_size, config.group_size, config.shared_negatives)
@@ -207,6 +211,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                     continue
                 loss += apply(w_in, w_out, batch)
                 examples += batch.examples
+                if side is not None:
+                    side.step(w_in, w_out, batch)
             seconds = time.perf_counter() - e0
             mean = loss / max(examples, 1)
             if not np.isfinite(mean) or not np.isfinite(w_in).all():
@@ -228,6 +234,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     total = sum(e["seconds"] for e in manifest["epochs"])
     manifest["words_per_second"] = (len(manifest["epochs"]) * corpus.raw_tokens / total
                                     if total else None)
+    model.attributes = side.result() if side is not None else None
     if out is not None:
         model._write(out, export_word2vec)
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
