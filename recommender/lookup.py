@@ -14,7 +14,8 @@ holds the GIL during a query; its maintainers describe concurrent queries as saf
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 
@@ -61,6 +62,7 @@ class RelatedItems:
         self._vectors = vectors
         self._annoy = annoy
         self._popular_rows: list[int] | None = None
+        self._attrs = None  # AttributeVectors, loaded on first related_to_attributes()
 
     # --- loading ---------------------------------------------------------------------------------
 
@@ -109,12 +111,13 @@ class RelatedItems:
         # Annoy trusts the file's contents; a file of the right size but wrong bytes shows up here
         # (before any query could read out of bounds).
         # (The tree count is no check: Annoy's load can count extra roots on tiny indexes.)
-        if annoy.get_n_items() != n:
+        indexed = int(manifest["counts"].get("indexed", n))  # cold rows may be query-only
+        if annoy.get_n_items() != indexed:
             found = annoy.get_n_items()
             annoy.unload()
             raise ArtifactError(
-                f"{path / 'items.ann'} holds {found} items; the manifest says {n}: the file is "
-                "corrupt or from another index; rebuild the index"
+                f"{path / 'items.ann'} holds {found} items; the manifest says {indexed}: the file "
+                "is corrupt or from another index; rebuild the index"
             )
         ids = tuple(items.column("item_id").to_pylist())
         counts = items.column("count").to_numpy()
@@ -219,6 +222,56 @@ class RelatedItems:
             for j, d in zip(found, dist)
             if j not in skip
         ][:k]
+
+    def related_to_attributes(
+        self,
+        attributes: Mapping[str, object],
+        k: int = 10,
+        exclude: Iterable[str] = (),
+        search_k: int | None = None,
+        default=_RAISE,
+    ) -> list[tuple[str, float]]:
+        """Items related to an item known only by its attributes (not in the index at all).
+
+        ``attributes`` maps catalogue columns to values as the catalogue holds them:
+        ``{"brand": "acme", "price": 12.99, "tags": ["a", "b"]}`` (or ``"a|b"``). The query is
+        the item's attribute vector, composed as for cold items at index time, searched through
+        Annoy. Columns and values the model never saw are ignored with a ``UserWarning``; if no
+        value is known the call behaves like :meth:`related` with an unknown id (KeyError or
+        ``default``). Needs an index built from a model trained with a catalogue.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        attrs = self._attribute_vectors()
+        tokens, ignored = attrs.encode(dict(attributes))
+        if ignored:
+            warnings.warn(f"ignored unknown attribute column(s)/value(s): {ignored}",
+                          stacklevel=2)
+        if not tokens:
+            return self._fallback(f"attributes {dict(attributes)!r}", k, exclude, default)
+        query, _ = attrs.compose([tokens])
+        skip = {self._rows[i] for i in exclude if i in self._rows}
+        found, dist = self._annoy.get_nns_by_vector(
+            query[0].tolist(), k + len(skip), search_k or int(self.manifest["search_k"]),
+            include_distances=True,
+        )
+        angular = self.scoring == "similar"
+        return [
+            (self._ids[j], (1.0 - d * d / 2.0) if angular else d)
+            for j, d in zip(found, dist)
+            if j not in skip
+        ][:k]
+
+    def _attribute_vectors(self):
+        if self._attrs is None:
+            from recommender.core.attributes import AttributeVectors
+
+            if not (self.path / "attributes.json").is_file():
+                raise ArtifactError(
+                    f"{self.path} has no attribute vectors: train with --catalog and "
+                    "--catalog-attributes, then rebuild the index")
+            self._attrs = AttributeVectors.load(self.path, mmap=True)
+        return self._attrs
 
     def vector(self, item_id: str) -> np.ndarray:
         """A copy of ``item_id``'s input vector (float32 [d])."""

@@ -11,6 +11,7 @@ import argparse
 import logging
 
 from recommender.index.build import METRICS, IndexConfig, build_index
+from recommender.index.cold import ColdConfig
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--n-jobs", type=int, default=d.n_jobs, help="cores to use (-1 = all)")
+    c = ColdConfig()
+    p.add_argument("--min-engagements", type=int, default=c.min_engagements,
+                   help="items with fewer training engagements get their attribute vector "
+                   "(models trained with --catalog-attributes; default %(default)s)")
+    p.add_argument("--attribute-prior", type=float, default=c.prior,
+                   help="blend rare items' vectors towards their attributes, weight "
+                   "prior/(count+prior) (default %(default)s: off)")
+    p.add_argument("--cold-candidates", action="store_true",
+                   help="cold items may also be returned as related items")
     p.add_argument("--overwrite", action="store_true", help="replace an existing INDEX dir")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -73,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         recall_sample=args.recall_sample, seed=args.seed, n_jobs=args.n_jobs,
         batch_size=args.batch_size, progress=not args.quiet,
     )
-    m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite)
+    cold = ColdConfig(args.min_engagements, args.attribute_prior, args.cold_candidates)
+    m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite,
+                    cold=cold)
     recall_text = "n/a" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"
     print(
         f"index: {m['counts']['items']} items, K={m['k']}, scoring={m['scoring']} ({m['metric']}), "
@@ -82,4 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         f"build {m['build_seconds']:.1f}s, table {m['table_seconds']:.1f}s, "
         f"recall check {m['recall_seconds']:.1f}s -> {args.output}"
     )
+    if m.get("cold"):
+        print(f"cold start: {m['counts']['warm']} warm and {m['counts']['cold']} cold items "
+              f"({m['counts']['attribute_values']} attribute values)")
     return 0

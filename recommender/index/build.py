@@ -35,6 +35,7 @@ from recommender.core.artifacts import (
 )
 from recommender.core.errors import ArtifactError, ConfigError
 from recommender.index import table as related_table
+from recommender.index.cold import ColdConfig, cold_table, extend_rows
 from recommender.index.exact import exact_neighbors, recall
 
 __all__ = ["IndexConfig", "build_index", "exact_neighbors", "recall", "auto_trees"]
@@ -164,6 +165,7 @@ def build_index(
     config: IndexConfig = IndexConfig(),
     beam_args: list[str] | None = None,
     overwrite: bool = False,
+    cold: ColdConfig = ColdConfig(),
 ) -> dict:
     """Build the INDEX dir of docs/architecture.md from a MODEL dir and return its manifest.
 
@@ -174,7 +176,11 @@ def build_index(
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     model_manifest, ids, counts, vectors, context = _load_model(model_dir)
+    rows = extend_rows(model_dir, ids, counts, vectors, cold, config.scoring)  # cold items
+    if rows is not None:
+        ids, counts, vectors = rows.ids, rows.counts, rows.vectors
     n, dim = vectors.shape
+    n_ann = rows.candidates if rows is not None else n  # rows [0, n_ann) are in Annoy
     trees = config.trees or auto_trees(n)
     search_k = config.search_k or auto_search_k(trees, config.k)
     out = prepare_output_dir(output_dir, overwrite)
@@ -184,7 +190,7 @@ def build_index(
     write_parquet(out / "items.parquet", pa.table({"item_id": pa.array(ids, pa.string()),
                                                    "count": counts.cast(pa.int64())}))
     indexed = vectors if config.scoring == "similar" else context
-    _build_annoy(out / "items.ann", indexed, config.metric, trees, config)
+    _build_annoy(out / "items.ann", indexed[:n_ann], config.metric, trees, config)
     build_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -194,25 +200,31 @@ def build_index(
         str(out / "items.ann"), str(out / "vectors.npy"), str(item_path.resolve()),
         dim, config.metric, config.k, search_k,
     )
-    use_beam = n > config.beam_threshold if config.use_beam is None else config.use_beam
+    use_beam = n_ann > config.beam_threshold if config.use_beam is None else config.use_beam
     if use_beam:
         from pipeline.table_job import compute_table_beam
 
-        ranges = related_table.batch_ranges(n, config.batch_size)
+        ranges = related_table.batch_ranges(n_ann, config.batch_size)
         nbrs, scores = compute_table_beam(spec, related_table.TableQuerier, ranges, out,
                                           beam_args or [])
     else:
         nbrs, scores = related_table.compute_table(
-            spec, n, config.batch_size, config.n_jobs, config.progress
+            spec, n_ann, config.batch_size, config.n_jobs, config.progress
         )
+    if n_ann < n:  # cold rows that Annoy does not hold
+        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores),
+                                                        cold_table(spec, n_ann, n)))
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    measured, sample, depth = _measure_recall(vectors, np.asarray(indexed), nbrs, config)
+    measured, sample, depth = _measure_recall(vectors[:n_ann], np.asarray(indexed[:n_ann]),
+                                              nbrs[:n_ann], config)
     recall_seconds = time.perf_counter() - started
     files = ["items.ann", "items.parquet", "vectors.npy", "neighbors.npy", "scores.npy",
              "related.parquet"]
+    if rows is not None:  # what related_to_attributes needs
+        files += rows.attributes.write(out, with_items=False)
     manifest = {
         "format_version": 1,
         "kind": "index",
@@ -237,7 +249,10 @@ def build_index(
             "items": n,
             "related_pairs": int((nbrs >= 0).sum()),
             "short_rows": int((nbrs[:, -1] < 0).sum()),
+            "indexed": n_ann,
+            **(rows.stats if rows is not None else {}),
         },
+        "cold": asdict(cold) if rows is not None else None,
         "files": {f: {"bytes": (out / f).stat().st_size} for f in files},
         "config": asdict(config),
     }
