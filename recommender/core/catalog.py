@@ -213,9 +213,11 @@ def _format_of(path: Path) -> str:
     return "csv"
 
 
-def _open_text(path: Path, encoding: str):
+def _first_line(path: Path, encoding: str) -> str:
+    """The first line, decoded (binary read: bad bytes further down do not matter here)."""
     opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix.lower(), open)
-    return opener(path, "rt", encoding=encoding, errors="strict", newline="")
+    with opener(path, "rb") as f:
+        return f.readline().decode(encoding).rstrip("\r\n")
 
 
 def _parquet_rows(path: Path):
@@ -252,8 +254,7 @@ def _jsonl_rows(path: Path, options: CatalogOptions, reject):
 def _sniff(path: Path, encoding: str) -> str:
     if path.suffix.lower() in (".tsv", ".tab"):
         return "\t"
-    with _open_text(path, encoding) as f:
-        first = f.readline()
+    first = _first_line(path, encoding)
     counts = {d: first.count(d) for d in (",", "\t", ";", "|")}
     best = max(counts, key=counts.get)
     return best if counts[best] else ","
@@ -271,10 +272,10 @@ def _csv_rows(path: Path, options: CatalogOptions, reject):
     if options.columns:
         names = list(options.columns)
     else:
-        with _open_text(path, options.encoding) as f:
-            names = next(csv.reader([f.readline()], delimiter=delimiter), [])
-    read = pacsv.ReadOptions(
-        encoding=options.encoding, use_threads=False,
+        names = next(csv.reader([_first_line(path, options.encoding)], delimiter=delimiter), [])
+    utf8 = options.encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf")
+    read = pacsv.ReadOptions(  # utf-8 is not transcoded: bad bytes reject their row only
+        encoding="utf8" if utf8 else options.encoding, use_threads=False,
         column_names=list(options.columns) if options.columns else None,
         skip_rows=1 if (options.columns and options.header) else 0)
     # Every column as raw bytes: undecodable values reject their row instead of the whole file.
@@ -283,6 +284,7 @@ def _csv_rows(path: Path, options: CatalogOptions, reject):
         parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
             column_types={n: pa.binary() for n in names}, strings_can_be_null=True,
+            null_values=[""],
             quoted_strings_can_be_null=False),
     )
     names = table.column_names

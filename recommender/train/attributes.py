@@ -52,14 +52,17 @@ class AttributeConfig:
 
     mode: str = "mean"  # "mean" (EGES-style aggregate) | "each" (Meta-Prod2Vec-style)
     share: float = 0.25  # share of each batch's example groups replayed with attributes
-    update_context: bool = False  # attribute examples also move the output (context) vectors
+    update_context: bool = True  # attribute examples also move the output (context) vectors
     row_cap: float = 16.0  # max contributions' worth of update per token and batch; 0 = off
+    lr_scale: float = 4.0  # learning rate of the attribute vectors relative to the items'
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f"attribute mode must be one of {MODES}, not {self.mode!r}")
         if not 0 < self.share <= 1:
             raise ConfigError(f"attribute share must be in (0, 1], got {self.share!r}")
+        if not self.lr_scale > 0:
+            raise ConfigError(f"attribute lr_scale must be > 0, got {self.lr_scale!r}")
         if self.row_cap < 0:
             raise ConfigError(f"attribute row_cap must be >= 0, got {self.row_cap!r}")
 
@@ -160,7 +163,7 @@ class AttributeTrainer:
             h.reshape(len(sel), b, d), u_pos, u_neg, pos_w, neg_w, -batch.lr, neg_scale,
             batch.max_exp)
         if len(rows):
-            scale = grad_w if grad_w is not None else wts
+            scale = (grad_w if grad_w is not None else wts) * np.float32(self.config.lr_scale)
             if self.config.row_cap:
                 load = np.bincount(rows, minlength=len(self.tokens))[rows]
                 scale = scale * np.minimum(1.0, self.config.row_cap / load).astype(np.float32)
