@@ -76,4 +76,16 @@ def catalog_labels(args: argparse.Namespace) -> dict:
     """``item_id -> (title, category)`` for display, or {} without ``--catalog``."""
     if not getattr(args, "catalog", None):
         return {}
-    return read_catalog(args.catalog, catalog_options(args, with_attributes=False)).labels()
+    from dataclasses import replace
+
+    from recommender.core.catalog import AttributeSpec
+    from recommender.core.errors import ArtifactError
+
+    options = catalog_options(args, with_attributes=False)
+    try:  # the category is shown beside titles when the catalogue has one
+        return read_catalog(args.catalog, replace(
+            options, attributes=(AttributeSpec("category"),))).labels()
+    except ArtifactError as e:
+        if "lacks column" not in str(e):
+            raise
+    return read_catalog(args.catalog, options).labels()

@@ -21,6 +21,14 @@ from recommender.lookup import RelatedItems
 def read_catalog(path: str | Path) -> dict[str, tuple[str, str | None]]:
     """``item_id -> (title, category or None)`` from a catalogue file (any format
     :func:`recommender.core.catalog.read_catalog` reads, default column names)."""
+    from recommender.core.catalog import AttributeSpec, CatalogOptions
+
+    try:
+        return core_read_catalog(path, CatalogOptions(
+            attributes=(AttributeSpec("category"),))).labels()
+    except ArtifactError as e:
+        if "lacks column" not in str(e):
+            raise
     return core_read_catalog(path).labels()
 
 
