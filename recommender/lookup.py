@@ -228,17 +228,18 @@ class RelatedItems:
         attributes: Mapping[str, object],
         k: int = 10,
         exclude: Iterable[str] = (),
-        search_k: int | None = None,
         default=_RAISE,
     ) -> list[tuple[str, float]]:
         """Items related to an item known only by its attributes (not in the index at all).
 
         ``attributes`` maps catalogue columns to values as the catalogue holds them:
         ``{"brand": "acme", "price": 12.99, "tags": ["a", "b"]}`` (or ``"a|b"``). The query is
-        the item's attribute vector, composed as for cold items at index time, searched through
-        Annoy. Columns and values the model never saw are ignored with a ``UserWarning``; if no
-        value is known the call behaves like :meth:`related` with an unknown id (KeyError or
-        ``default``). Needs an index built from a model trained with a catalogue.
+        the item's attribute vector, composed as for cold items at index time, matched by
+        exact cosine against the candidates' attribute vectors (``attribute_space.npy``), like
+        cold rows at index time. Columns and values the model never saw are ignored with a
+        ``UserWarning``; if no value is known the call behaves like :meth:`related` with an
+        unknown id (KeyError or ``default``). Needs an index built from a model trained with a
+        catalogue.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -250,17 +251,13 @@ class RelatedItems:
         if not tokens:
             return self._fallback(f"attributes {dict(attributes)!r}", k, exclude, default)
         query, _ = attrs.compose([tokens])
-        skip = {self._rows[i] for i in exclude if i in self._rows}
-        found, dist = self._annoy.get_nns_by_vector(
-            query[0].tolist(), k + len(skip), search_k or int(self.manifest["search_k"]),
-            include_distances=True,
-        )
-        angular = self.scoring == "similar"
-        return [
-            (self._ids[j], (1.0 - d * d / 2.0) if angular else d)
-            for j, d in zip(found, dist)
-            if j not in skip
-        ][:k]
+        scores = self._space @ unit_rows(query.astype(np.float32))[0]
+        for i in exclude:
+            if self._rows.get(i, len(scores)) < len(scores):
+                scores[self._rows[i]] = -np.inf
+        top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self._ids[j], float(scores[j])) for j in top if np.isfinite(scores[j])]
 
     def _attribute_vectors(self):
         if self._attrs is None:
@@ -271,6 +268,8 @@ class RelatedItems:
                     f"{self.path} has no attribute vectors: train with --catalog and "
                     "--catalog-attributes, then rebuild the index")
             self._attrs = AttributeVectors.load(self.path, mmap=True)
+            space = np.load(self.path / "attribute_space.npy", allow_pickle=False)
+            self._space = unit_rows(np.asarray(space, dtype=np.float32))
         return self._attrs
 
     def vector(self, item_id: str) -> np.ndarray:

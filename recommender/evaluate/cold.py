@@ -5,7 +5,8 @@ is removed from the training sessions, as if they had been added to the catalogu
 The model is trained twice on what remains, without and with attributes, and next-item pairs
 ``(query, next item)`` of the test sessions are scored by HR@k in three slices:
 
-* ``cold`` -- the query is a held-out item. pin2vec answers from the item's attribute vector;
+* ``cold`` -- the query is a held-out item. pin2vec answers from the item's attribute vector,
+  matched against the trained items' attribute vectors as in the index;
   the baselines are the most popular items and the most popular items sharing a value of one
   attribute with the query (``popular-same-<column>``, each column separately; the best of them
   is the bar the cold-start target is measured against);
@@ -153,13 +154,16 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                               for q, t, o, c0 in zip(q_ids, targets.tolist(), q_rows.tolist(),
                                                      cold | tail)], bool)
                  for c, p in same.items()}
-    # Cold queries: attribute vectors against the trained items' vectors.
+    # Cold queries: attribute vectors against the trained items' attribute vectors (their
+    # learned vector when they have none), as the index does (recommender/index/cold.py).
     cold_idx = np.flatnonzero(cold)
     item_vecs = with_attrs.vectors
+    own, own_has = attrs.compose([by_id.get(i, []) for i in ids])
+    space = np.where(own_has[:, None], own, item_vecs)
     cold_hits = np.zeros(len(pairs), bool)
     if len(cold_idx):
         qv, has = attrs.compose([by_id.get(q_ids[i], []) for i in cold_idx])
-        top = _top_k(qv, item_vecs, k, np.full(len(cold_idx), -1))
+        top = _top_k(qv, space, k, np.full(len(cold_idx), -1))
         cold_hits[cold_idx] = _hits(top, targets[cold_idx]) & has
     # Warm queries: learned vectors without attributes, and with them (plus tail blending).
     warm_idx = np.flatnonzero(warm)
@@ -171,8 +175,8 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                                      targets[warm_idx])
         blended = np.array(item_vecs, np.float32)
         if config.prior > 0:
-            av, has = attrs.compose([by_id.get(i, []) for i in ids])
-            blended[has] = blend(blended[has], av[has], counts[has], config.prior)
+            blended[own_has] = blend(blended[own_has], own[own_has], counts[own_has],
+                                     config.prior)
         attr_hits[warm_idx] = _hits(_top_k(blended[qr], blended, k, qr), targets[warm_idx])
     best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
     for name, mask in (("cold", cold), ("warm", warm), ("tail", tail)):

@@ -200,31 +200,33 @@ def build_index(
         str(out / "items.ann"), str(out / "vectors.npy"), str(item_path.resolve()),
         dim, config.metric, config.k, search_k,
     )
-    use_beam = n_ann > config.beam_threshold if config.use_beam is None else config.use_beam
+    n_query = rows.model_rows if rows is not None else n  # rows queried through Annoy
+    use_beam = n_query > config.beam_threshold if config.use_beam is None else config.use_beam
     if use_beam:
         from pipeline.table_job import compute_table_beam
 
-        ranges = related_table.batch_ranges(n_ann, config.batch_size)
+        ranges = related_table.batch_ranges(n_query, config.batch_size)
         nbrs, scores = compute_table_beam(spec, related_table.TableQuerier, ranges, out,
                                           beam_args or [])
     else:
         nbrs, scores = related_table.compute_table(
-            spec, n_ann, config.batch_size, config.n_jobs, config.progress
+            spec, n_query, config.batch_size, config.n_jobs, config.progress
         )
-    if n_ann < n:  # cold rows that Annoy does not hold
-        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores),
-                                                        cold_table(spec, n_ann, n)))
+    if rows is not None:  # cold rows: matched in attribute space
+        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores), cold_table(rows, config.k)))
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    measured, sample, depth = _measure_recall(vectors[:n_ann], np.asarray(indexed[:n_ann]),
-                                              nbrs[:n_ann], config)
+    measured, sample, depth = _measure_recall(vectors[:n_query], np.asarray(indexed[:n_ann]),
+                                              nbrs[:n_query], config)
     recall_seconds = time.perf_counter() - started
     files = ["items.ann", "items.parquet", "vectors.npy", "neighbors.npy", "scores.npy",
              "related.parquet"]
     if rows is not None:  # what related_to_attributes needs
         files += rows.attributes.write(out, with_items=False)
+        save_npy(out / "attribute_space.npy", rows.space[:n_ann])
+        files.append("attribute_space.npy")
     manifest = {
         "format_version": 1,
         "kind": "index",

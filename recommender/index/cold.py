@@ -10,9 +10,13 @@ When the MODEL dir holds attribute vectors (``pin2vec train --catalog ... --cata
 * then every catalogue item absent from the model that has at least one known attribute value,
   with its attribute vector ("cold" rows).
 
-Cold rows are always *query* rows (``related(cold_id)`` answers). They are *candidates* (Annoy
-holds them, so they can be returned as related items) only with ``cold_candidates=True``;
-otherwise Annoy holds the model's items only, and :func:`cold_table` queries it by vector.
+Cold rows are always *query* rows (``related(cold_id)`` answers). Their related items are found
+in *attribute space* (:func:`cold_table`): the cold item's attribute vector against every
+candidate's attribute vector (its learned vector if it has no known attribute), exact cosine.
+Matching attributes with attributes measured far better than matching them with learned
+vectors, which are noisy for rarely seen candidates (benchmarks/bench_coldstart.py). Cold rows
+are *candidates* (Annoy holds them, so they can be returned as related items of warm items, too)
+only with ``cold_candidates=True``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import pyarrow as pa
 from recommender.core.attributes import AttributeVectors
 from recommender.core.errors import ConfigError
 from recommender.core.vectors import unit_rows
-from recommender.index.table import PAD_NEIGHBOR, TableQuerier, TableSpec
+from recommender.index.exact import exact_neighbors
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +41,7 @@ class ColdConfig:
     """How the index uses the model's attribute vectors (ignored for a model without them)."""
 
     min_engagements: int = 1  # model items seen fewer times take their attribute vector
-    prior: float = 0.0  # > 0: blend rare items' vectors towards their attributes (engagements)
+    prior: float = 3.0  # > 0: blend rare items' vectors towards their attributes (engagements)
     cold_candidates: bool = False  # cold items may be returned as related items, too
     include_cold: bool = True  # False: no cold rows at all (the index as without a catalogue)
 
@@ -60,6 +64,7 @@ class ColdRows:
     candidates: int  # rows [0, candidates) are in Annoy
     attributes: AttributeVectors
     stats: dict
+    space: np.ndarray  # float32 [N, d]: attribute vector of each row (learned one if it has none)
 
 
 def blend(item: np.ndarray, attr: np.ndarray, counts: np.ndarray, prior: float) -> np.ndarray:
@@ -110,27 +115,15 @@ def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.n
              "tail_blended": int(blended.sum()) if config.prior > 0 else 0,
              "catalogue_without_attributes": no_attrs,
              "attribute_values": len(attrs)}
-    return ColdRows(all_ids, all_counts, stacked, n_model, n_cand, attrs, stats)
+    space = np.where(has[:, None], attr_vecs, vectors).astype(np.float32)
+    space = np.concatenate([space, stacked[n_model:]]).astype(np.float32)
+    return ColdRows(all_ids, all_counts, stacked, n_model, n_cand, attrs, stats, space)
 
 
-class _ByVector(TableQuerier):
-    """Queries rows that are not in Annoy (cold items) by their vector."""
-
-    def query(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
-        k, search_k = self.spec.k, self.spec.search_k
-        nbrs = np.full((end - start, k), PAD_NEIGHBOR, dtype=np.int32)
-        queries = np.asarray(self.queries[start:end], dtype=np.float32)
-        for r in range(end - start):
-            found = self.index.get_nns_by_vector(queries[r].tolist(), k, search_k)
-            nbrs[r, : len(found)] = found
-        return self._score(start, end, nbrs)
-
-
-def cold_table(spec: TableSpec, start: int, end: int,
-               batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """Related items of rows ``[start, end)`` that Annoy does not hold."""
-    querier = _ByVector(spec)
-    parts = [querier.query(s, min(s + batch_size, end)) for s in range(start, end, batch_size)]
-    if not parts:
-        return (np.empty((0, spec.k), np.int32), np.empty((0, spec.k), np.float32))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+def cold_table(rows: ColdRows, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Related items of the cold rows ``[model_rows, N)``: exact cosine in attribute space
+    against the candidate rows' :attr:`ColdRows.space` (never the row itself)."""
+    n_model, n = rows.model_rows, len(rows.ids)
+    exclude = np.arange(n_model, n) if rows.candidates > n_model else None
+    return exact_neighbors(rows.vectors[n_model:], rows.space[: rows.candidates], k,
+                           metric="cosine", exclude_self_rows=exclude)
