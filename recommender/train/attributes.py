@@ -3,7 +3,7 @@
 Every catalogue attribute value (token ``"brand=acme"``, ``"price=q3"``; see
 :mod:`recommender.core.catalog`) gets an input vector in the same space as the item input vectors.
 The trainer hands each minibatch to :meth:`AttributeTrainer.step` after its own update; a share of
-the batch's example groups is replayed with the *input item replaced by its attributes*: the
+the batches is replayed with the *input item replaced by its attributes*: the
 attribute vector of the item predicts the same context item against the same shared negatives and
 the same output (context) vectors as the item's own vector does. Both therefore become scores
 against one set of output vectors, and an item nobody has engaged with yet gets a usable vector
@@ -47,6 +47,23 @@ from recommender.core.errors import ConfigError
 from recommender.train.sgns import _flat_rows, scatter_add, sgns_loss_grad
 
 MODES = ("mean", "each")
+MAX_TOKENS = 32  # tokens per item used in training (a longer tag list is cut)
+
+
+@dataclass
+class _Prepared:
+    """The integer half of one batch's attribute replay (made in the producer thread)."""
+
+    sel: np.ndarray  # replayed groups
+    rows: np.ndarray  # [m, width] token rows per example (pad = the spare zero row)
+    weights: np.ndarray  # [m, width] weights of the mean
+    grad: np.ndarray  # [m, width] gradient factor per token (lr scale and row cap included)
+    flat: np.ndarray  # scatter indices of rows
+    pos_weight: np.ndarray
+    neg_weight: np.ndarray
+    out: np.ndarray
+    neg: np.ndarray
+    context: np.ndarray | None  # scatter indices into the context vectors (update_context)
 
 
 @dataclass(frozen=True)
@@ -54,7 +71,7 @@ class AttributeConfig:
     """How attribute vectors are trained alongside the items."""
 
     mode: str = "mean"  # "mean" (EGES-style aggregate) | "each" (Meta-Prod2Vec-style)
-    share: float = 0.25  # share of each batch's example groups replayed with attributes
+    share: float = 0.25  # share of the batches replayed with attributes
     update_context: bool = False  # attribute examples also move the output (context) vectors
     row_cap: float = 16.0  # max contributions' worth of update per token and batch; 0 = off
     lr_scale: float = 4.0  # learning rate of the attribute vectors relative to the items'
@@ -97,91 +114,106 @@ class AttributeTrainer:
         self.tokens = sorted(counts, key=lambda t: (column_of(t), t))
         self.counts = np.array([counts[t] for t in self.tokens], np.int64)
         row = {t: k for k, t in enumerate(self.tokens)}
-        lens, ncols, indices, weights = [], [], [], []
-        for tokens in owned:
+        # Each trained item's tokens as one padded row (the pad points at a spare zero vector):
+        # a batch's inputs are then one gather and one batched matmul, its update one scatter.
+        width = max(1, min(MAX_TOKENS, max((len(t) for t in owned), default=1)))
+        pad = len(self.tokens)
+        self.item_rows = np.full((len(owned), width), pad, np.int64)
+        self.item_weights = np.zeros((len(owned), width), np.float32)
+        self.item_grad = np.zeros((len(owned), width), np.float32)
+        for i, tokens in enumerate(owned):
+            tokens = tokens[:width]
             cols = [column_of(t) for t in tokens]
             per_col = Counter(cols)
-            lens.append(len(tokens))
-            ncols.append(len(per_col))
-            indices += [row[t] for t in tokens]
-            weights += [1.0 / (len(per_col) * per_col[c]) for c in cols]
-        self.lens = np.array(lens, np.int64)
-        self.ncols = np.array(ncols, np.float32)
-        self.indptr = np.concatenate([[0], np.cumsum(self.lens)])
-        self.indices = np.array(indices, np.int64)
-        self.weights = np.array(weights, np.float32)
+            self.item_rows[i, : len(tokens)] = [row[t] for t in tokens]
+            w = [1.0 / (len(per_col) * per_col[c]) for c in cols]
+            self.item_weights[i, : len(tokens)] = w
+            # Each value takes the mean's gradient shared within its column only (word2vec's
+            # CBOW convention gives every input the full gradient), not 1/columns of it.
+            self.item_grad[i, : len(tokens)] = [x * len(per_col) for x in w]
+        self.lens = (self.item_rows != pad).sum(axis=1)
         rng = np.random.default_rng([seed, 7919])
-        self.vectors = ((rng.random((len(self.tokens), dim), dtype=np.float32) - 0.5) / dim)
+        self.vectors = ((rng.random((pad + 1, dim), dtype=np.float32) - 0.5) / dim)
+        self.vectors[pad] = 0
         self.covered = int((self.lens > 0).sum())  # trained items with at least one token
         self._step = 0
 
-    def step(self, w_in: np.ndarray, w_out: np.ndarray, batch) -> float:
-        """Replay a share of ``batch``'s groups with attribute inputs; return their loss."""
-        if not len(self.tokens):
-            return 0.0
-        g, b, _ = batch.neg_weight.shape
-        d = w_in.shape[1]
+    def prepared(self, batches):
+        """Attach each batch's integer work (:meth:`prepare`) as it is made: wrapped around the
+        trainer's batch generator, this runs in the producer thread, ahead of the float math."""
+        for batch, done in batches:
+            if batch is not None:
+                batch.attributes = self.prepare(batch)
+            yield batch, done
+
+    def prepare(self, batch):
+        """Which groups are replayed, their padded token rows, weights and scatter indices."""
         self._step += 1
+        if not len(self.tokens):
+            return None
+        g, b, _ = batch.neg_weight.shape
+        d = self.vectors.shape[1]
         rng = np.random.default_rng([self.seed, 104729, self._step])
-        sel = np.flatnonzero(rng.random(g) < self.config.share)
-        if not len(sel):
-            return 0.0
+        # Whole batches are replayed (a share of them), not groups of every batch: the same
+        # number of examples in a quarter of the numpy calls, which dominate on small batches.
+        if rng.random() >= self.config.share:
+            return None
+        sel = np.arange(g)
         if batch.centre_of_pair is None:  # skip-gram: the input item of each example
             owner = batch.inp.reshape(g, b)[sel].ravel()
         else:  # CBOW: the first context item of each centre
             first = np.searchsorted(batch.centre_of_pair, np.arange(g * b))
             owner = batch.inp[np.minimum(first, len(batch.inp) - 1)].reshape(g, b)[sel].ravel()
-        m = len(owner)
         lens = self.lens[owner]
         if self.config.mode == "each":  # one random value of the item
-            has = lens > 0
-            ex = np.flatnonzero(has)
-            pick = self.indptr[owner[has]] + (rng.random(len(ex)) * lens[has]).astype(np.int64)
-            rows, wts, grad_w = self.indices[pick], np.ones(len(ex), np.float32), None
-            lens = has.astype(np.int64)
+            col = (rng.random(len(owner)) * np.maximum(lens, 1)).astype(np.int64)
+            rows = self.item_rows[owner, col][:, None]
+            weights = (lens > 0).astype(np.float32)[:, None]
+            grad = weights
         else:  # the weighted mean of all its values
-            ex = np.repeat(np.arange(m), lens)
-            ends = np.cumsum(lens)
-            pos = (np.arange(len(ex)) - np.repeat(ends - lens, lens)
-                   + np.repeat(self.indptr[owner], lens))
-            rows, wts = self.indices[pos], self.weights[pos]
-            # Each value takes the mean's full gradient shared within its column (word2vec's
-            # CBOW convention), not 1/columns of it: a column's values learn at the item's pace.
-            grad_w = wts * np.repeat(self.ncols[owner], lens).astype(np.float32)
-        has = lens > 0
-        h = np.zeros((m, d), np.float32)
-        if len(rows):
-            gathered = self.vectors[rows] * wts[:, None]
-            starts = (np.cumsum(lens) - lens)[has]
-            h[has] = np.add.reduceat(gathered, starts, axis=0)
-        mask = has.reshape(len(sel), b).astype(np.float32)
-        pos_w = batch.pos_weight[sel] * mask
-        neg_w = batch.neg_weight[sel] * mask[..., None]
+            rows, weights, grad = (self.item_rows[owner], self.item_weights[owner],
+                                   self.item_grad[owner])
+        grad = grad * np.float32(self.config.lr_scale)
+        if self.config.row_cap:
+            load = np.bincount(rows.ravel(), minlength=len(self.tokens) + 1)[rows]
+            grad = grad * np.minimum(1.0, self.config.row_cap / load).astype(np.float32)
+        mask = (lens > 0).reshape(len(sel), b).astype(np.float32)
         out = batch.out.reshape(g, b)[sel].ravel()
         neg = batch.neg[sel]
-        u_pos = np.take(w_out, out, axis=0).reshape(len(sel), b, d)
-        u_neg = np.take(w_out, neg, axis=0)
-        neg_scale = batch.neg_scale[sel] if batch.neg_scale is not None else None
-        loss, grad_h, grad_pos, _ = sgns_loss_grad(
-            h.reshape(len(sel), b, d), u_pos, u_neg, pos_w, neg_w, -batch.lr, neg_scale,
-            batch.max_exp)
-        if len(rows):
-            scale = (grad_w if grad_w is not None else wts) * np.float32(self.config.lr_scale)
-            if self.config.row_cap:
-                load = np.bincount(rows, minlength=len(self.tokens))[rows]
-                scale = scale * np.minimum(1.0, self.config.row_cap / load).astype(np.float32)
-            values = grad_h.reshape(m, d)[ex] * scale[:, None]
-            scatter_add(self.vectors, _flat_rows(rows, d), values)
-        if self.config.update_context:
-            scatter_add(w_out, _flat_rows(np.concatenate([out, neg.ravel()]), d),
-                        grad_pos.base)
+        context = (_flat_rows(np.concatenate([out, neg.ravel()]), d)
+                   if self.config.update_context else None)
+        return _Prepared(sel, rows, weights, grad, _flat_rows(rows.ravel(), d),
+                         batch.pos_weight[sel] * mask, batch.neg_weight[sel] * mask[..., None],
+                         out, neg, context)
+
+    def step(self, w_in: np.ndarray, w_out: np.ndarray, batch) -> float:
+        """Replay a share of ``batch``'s groups with attribute inputs; return their loss."""
+        p = getattr(batch, "attributes", None)
+        if p is None:
+            p = self.prepare(batch) if not hasattr(batch, "attributes") else None
+            if p is None:
+                return 0.0
+        m, width = p.rows.shape
+        groups, b = len(p.sel), m // len(p.sel)
+        d = w_in.shape[1]
+        gathered = np.take(self.vectors, p.rows, axis=0)  # [m, width, d]
+        h = np.einsum("mw,mwd->md", p.weights, gathered).reshape(groups, b, d)
+        u_pos = np.take(w_out, p.out, axis=0).reshape(groups, b, d)
+        u_neg = np.take(w_out, p.neg, axis=0)
+        neg_scale = batch.neg_scale[p.sel] if batch.neg_scale is not None else None
+        loss, grad_h, grad_pos, _ = sgns_loss_grad(h, u_pos, u_neg, p.pos_weight, p.neg_weight,
+                                                   -batch.lr, neg_scale, batch.max_exp)
+        scatter_add(self.vectors, p.flat, grad_h.reshape(m, 1, d) * p.grad[:, :, None])
+        self.vectors[-1] = 0  # the pad row
+        if p.context is not None:
+            scatter_add(w_out, p.context, grad_pos.base)
         return loss
 
     def result(self, catalogue: bool = True) -> AttributeVectors:
         """The trained vectors as a contract object (with the catalogue's item tokens)."""
         info = {"training": asdict(self.config), "trained_items_with_attributes": self.covered}
         return AttributeVectors(
-            self.attributes.schema, self.tokens, self.counts, self.vectors, info,
+            self.attributes.schema, self.tokens, self.counts, self.vectors[:-1].copy(), info,
             self.attributes.item_ids if catalogue else None,
             self.attributes.item_tokens if catalogue else None)
 

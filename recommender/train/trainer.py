@@ -198,8 +198,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         for epoch in range(start_epoch, config.epochs):
             e0 = time.perf_counter()
             loss, examples = 0.0, 0
-            for batch, done in prefetch(_epoch_batches(corpus, maker, config, epoch, planned),
-                                         config.workers > 1):
+            batches = _epoch_batches(corpus, maker, config, epoch, planned)
+            if side is not None:  # the attributes' integer work, in the producer thread too
+                batches = side.prepared(batches)
+            for batch, done in prefetch(batches, config.workers > 1):
                 if batch is None:  # end of a chunk: done = its raw tokens
                     if not np.isfinite(loss):
                         raise TrainingError(_diverged(config, epoch))
