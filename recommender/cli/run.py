@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace a non-empty --output that `pin2vec run` did not write")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_arguments(p)
+    from recommender.cli.catalog import add_catalog_arguments
+
+    add_catalog_arguments(p)  # --catalog-attributes: cold start, evaluated in cold_start.json
     return p
 
 
@@ -125,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"[3/5] train {config.architecture} dim={config.dim} window={config.window} "
           f"epochs={config.epochs} on {split['train']:,} sessions", flush=True)
-    model = train(out / "train_sessions", config)
+    from recommender.cli.catalog import training_attributes
+
+    attributes = training_attributes(args)
+    model = train(out / "train_sessions", config, attributes=attributes)
     model.save(out / "model", overwrite=True)
 
     print(f"[4/5] index ({args.scoring}, k={args.index_k})", flush=True)
@@ -142,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(out / "evaluation.json", evaluation)
 
     _summary(out, sessions, split, model, index, results, evaluation, args)
+    if attributes is not None:
+        _cold_start(out, config, attributes)
     write_json(out / RUN_MARKER, {
         "format_version": 1, "kind": "run", "inputs": args.input,
         "train_config": config.to_dict(), "scoring": args.scoring,
@@ -151,6 +159,19 @@ def main(argv: list[str] | None = None) -> int:
           f"  pin2vec related --index {out / 'index'} ITEM"
           + (f" --catalog {args.catalog}" if args.catalog else ""))
     return 0
+
+
+def _cold_start(out: Path, config, attributes) -> None:
+    """Hold out 20% of the trained items entirely and score them from their attributes."""
+    from recommender.core.sessions import iter_sessions
+    from recommender.evaluate.cold import evaluate_cold, format_table
+
+    print("\ncold start: 20% of trained items held out entirely, served from their attributes")
+    cold = evaluate_cold(list(iter_sessions(out / "train_sessions")),
+                         list(iter_sessions(out / "test_sessions")),
+                         attributes[0], config, attributes[1])
+    write_json(out / "cold_start.json", cold)
+    print(format_table(cold))
 
 
 def _summary(out, sessions, split, model, index, results, evaluation, args) -> None:
