@@ -55,15 +55,17 @@ class _Prepared:
     """The integer half of one batch's attribute replay (made in the producer thread)."""
 
     sel: np.ndarray  # replayed groups
-    rows: np.ndarray  # [m, width] token rows per example (pad = the spare zero row)
-    weights: np.ndarray  # [m, width] weights of the mean
-    grad: np.ndarray  # [m, width] gradient factor per token (lr scale and row cap included)
+    rows: np.ndarray  # [items, width] token rows per distinct input item (pad: spare zero row)
+    weights: np.ndarray  # [items, width] weights of the mean
+    grad: np.ndarray  # [items, width] gradient factor per token (lr scale, row cap included)
     flat: np.ndarray  # scatter indices of rows
     pos_weight: np.ndarray
     neg_weight: np.ndarray
     out: np.ndarray
     neg: np.ndarray
     context: np.ndarray | None  # scatter indices into the context vectors (update_context)
+    inv: np.ndarray  # [m] example -> distinct input item
+    inv_flat: np.ndarray  # scatter indices of inv
 
 
 @dataclass(frozen=True)
@@ -164,46 +166,55 @@ class AttributeTrainer:
         else:  # CBOW: the first context item of each centre
             first = np.searchsorted(batch.centre_of_pair, np.arange(g * b))
             owner = batch.inp[np.minimum(first, len(batch.inp) - 1)].reshape(g, b)[sel].ravel()
-        lens = self.lens[owner]
+        # Examples of one batch share few distinct input items (an item is the input of every
+        # pair in its window): compose and update per distinct item, then expand.
+        items, inv = np.unique(owner, return_inverse=True)
+        uses = np.bincount(inv, minlength=len(items))
+        lens = self.lens[items]
         if self.config.mode == "each":  # one random value of the item
-            col = (rng.random(len(owner)) * np.maximum(lens, 1)).astype(np.int64)
-            rows = self.item_rows[owner, col][:, None]
+            col = (rng.random(len(items)) * np.maximum(lens, 1)).astype(np.int64)
+            rows = self.item_rows[items, col][:, None]
             weights = (lens > 0).astype(np.float32)[:, None]
             grad = weights
         else:  # the weighted mean of all its values
-            rows, weights, grad = (self.item_rows[owner], self.item_weights[owner],
-                                   self.item_grad[owner])
+            rows, weights, grad = (self.item_rows[items], self.item_weights[items],
+                                   self.item_grad[items])
         grad = grad * np.float32(self.config.lr_scale)
-        if self.config.row_cap:
-            load = np.bincount(rows.ravel(), minlength=len(self.tokens) + 1)[rows]
-            grad = grad * np.minimum(1.0, self.config.row_cap / load).astype(np.float32)
-        mask = (lens > 0).reshape(len(sel), b).astype(np.float32)
+        if self.config.row_cap:  # contributions per token: one per example using it
+            load = np.bincount(rows.ravel(), np.repeat(uses, rows.shape[1]),
+                               len(self.tokens) + 1)[rows]
+            grad = grad * np.minimum(1.0, self.config.row_cap / np.maximum(load, 1)).astype(
+                np.float32)
+        mask = (lens[inv] > 0).reshape(len(sel), b).astype(np.float32)
         out = batch.out.reshape(g, b)[sel].ravel()
         neg = batch.neg[sel]
         context = (_flat_rows(np.concatenate([out, neg.ravel()]), d)
                    if self.config.update_context else None)
         return _Prepared(sel, rows, weights, grad, _flat_rows(rows.ravel(), d),
                          batch.pos_weight[sel] * mask, batch.neg_weight[sel] * mask[..., None],
-                         out, neg, context)
+                         out, neg, context, inv, _flat_rows(inv, d))
 
     def step(self, w_in: np.ndarray, w_out: np.ndarray, batch) -> float:
-        """Replay a share of ``batch``'s groups with attribute inputs; return their loss."""
+        """Replay ``batch`` with attribute inputs if it was drawn; return the replay's loss."""
         p = getattr(batch, "attributes", None)
         if p is None:
             p = self.prepare(batch) if not hasattr(batch, "attributes") else None
             if p is None:
                 return 0.0
-        m, width = p.rows.shape
-        groups, b = len(p.sel), m // len(p.sel)
+        n_items, width = p.rows.shape
+        groups, b = p.neg_weight.shape[:2]
         d = w_in.shape[1]
-        gathered = np.take(self.vectors, p.rows, axis=0)  # [m, width, d]
-        h = np.einsum("mw,mwd->md", p.weights, gathered).reshape(groups, b, d)
+        gathered = np.take(self.vectors, p.rows, axis=0)  # [items, width, d]
+        h = np.einsum("iw,iwd->id", p.weights, gathered)
+        h = np.take(h, p.inv, axis=0).reshape(groups, b, d)
         u_pos = np.take(w_out, p.out, axis=0).reshape(groups, b, d)
         u_neg = np.take(w_out, p.neg, axis=0)
         neg_scale = batch.neg_scale[p.sel] if batch.neg_scale is not None else None
         loss, grad_h, grad_pos, _ = sgns_loss_grad(h, u_pos, u_neg, p.pos_weight, p.neg_weight,
                                                    -batch.lr, neg_scale, batch.max_exp)
-        scatter_add(self.vectors, p.flat, grad_h.reshape(m, 1, d) * p.grad[:, :, None])
+        per_item = np.zeros((n_items, d), np.float32)
+        scatter_add(per_item, p.inv_flat, grad_h)
+        scatter_add(self.vectors, p.flat, per_item[:, None, :] * p.grad[:, :, None])
         self.vectors[-1] = 0  # the pad row
         if p.context is not None:
             scatter_add(w_out, p.context, grad_pos.base)
