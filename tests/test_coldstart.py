@@ -238,3 +238,20 @@ def test_related_cli_for_cold_id_and_attributes(planted, capsys):
     captured = capsys.readouterr()
     assert "colour" in captured.err
     assert captured.out.count("c1x") == 3
+
+
+def test_resume_restores_the_attribute_vectors(tmp_path):
+    sessions, attrs, _ = _planted(tmp_path)
+    config = TrainConfig(dim=8, window=2, epochs=3, seed=2, progress=False, workers=1)
+    side = (attrs, AttributeConfig(share=0.5))
+    full = train(sessions, config, attributes=side)
+
+    def stop(epoch, loss, model):
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(sessions, config, callbacks=[stop], output_dir=tmp_path / "m", attributes=side)
+    resumed = train(sessions, config, output_dir=tmp_path / "m", resume=True, attributes=side)
+    np.testing.assert_array_equal(resumed.attributes.vectors, full.attributes.vectors)
+    assert Model.load(tmp_path / "m").attributes.tokens == full.attributes.tokens

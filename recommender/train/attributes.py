@@ -36,14 +36,17 @@ at ``row_cap`` contributions' worth, like the trainer's ``row_update_cap`` for p
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
+from recommender.core.artifacts import save_npy, write_json
 from recommender.core.attributes import AttributeVectors
 from recommender.core.catalog import AttributeSchema, column_of
-from recommender.core.errors import ConfigError
+from recommender.core.errors import ArtifactError, ConfigError
 from recommender.train.sgns import _flat_rows, scatter_add, sgns_loss_grad
 
 MODES = ("mean", "each")
@@ -220,6 +223,30 @@ class AttributeTrainer:
             scatter_add(w_out, p.context, grad_pos.base)
         return loss
 
+    def checkpoint_saver(self, directory: Path):
+        """An epoch callback that saves the vectors and the step count beside the trainer's
+        checkpoint (``attribute_vectors-<epoch>.npy``, ``attribute_state.json``)."""
+        def save(epoch, loss, model):
+            save_npy(directory / f"attribute_vectors-{epoch}.npy", self.vectors)
+            write_json(directory / "attribute_state.json",
+                       {"format_version": 1, "epoch": epoch, "step": self._step,
+                        "tokens": len(self.tokens)})
+        return save
+
+    def restore(self, directory: Path, epoch: int) -> None:
+        """Continue from the state saved after ``epoch`` (see :meth:`checkpoint_saver`)."""
+        try:
+            state = json.loads((directory / "attribute_state.json").read_text("utf-8"))
+            vectors = np.load(directory / f"attribute_vectors-{epoch}.npy", allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise ArtifactError(f"the checkpoint in {directory} has no attribute vectors for "
+                                f"epoch {epoch} ({e}); rerun without --resume") from None
+        if state.get("epoch") != epoch or vectors.shape != self.vectors.shape:
+            raise ArtifactError(f"the attribute vectors in {directory} belong to another run or "
+                                "catalogue; rerun without --resume")
+        self.vectors[...] = vectors
+        self._step = int(state["step"])
+
     def result(self, catalogue: bool = True) -> AttributeVectors:
         """The trained vectors as a contract object (with the catalogue's item tokens)."""
         info = {"training": asdict(self.config), "trained_items_with_attributes": self.covered}
@@ -230,12 +257,16 @@ class AttributeTrainer:
 
 
 
-def attribute_trainer(attributes, item_ids, dim, seed, manifest) -> AttributeTrainer | None:
-    """The trainer's hook: ``attributes`` is None or ``(CatalogAttributes, AttributeConfig)``."""
+def attribute_trainer(attributes, item_ids, dim, seed, manifest,
+                      checkpoint=None) -> AttributeTrainer | None:
+    """The trainer's hook: ``attributes`` is None or ``(CatalogAttributes, AttributeConfig)``;
+    ``checkpoint`` is ``(checkpoint dir, epochs done)`` to resume from."""
     if attributes is None:
         return None
     catalog, config = attributes
     side = AttributeTrainer(catalog, item_ids, dim, config, seed)
+    if checkpoint is not None and checkpoint[1] > 0:
+        side.restore(*checkpoint)
     manifest["attributes_training"] = {**asdict(config), "values": len(side.tokens),
                                        "trained_items_with_attributes": side.covered}
     return side

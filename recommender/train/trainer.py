@@ -182,7 +182,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                     return done
             prepare_output_dir(out, overwrite or resume)
     model = Model(w_in, w_out, vocab.item_ids, vocab.counts, manifest)
-    side = attribute_trainer(attributes, vocab.item_ids, d, config.seed, manifest)
+    side = attribute_trainer(attributes, vocab.item_ids, d, config.seed, manifest,
+                             (out / CHECKPOINT_DIR, start_epoch) if out is not None else None)
+    if side is not None and out is not None:  # attribute vectors join each checkpoint
+        callbacks = [side.checkpoint_saver(out / CHECKPOINT_DIR), *callbacks]
     batch_size = config.batch_size or auto_batch_size(corpus.raw_tokens, config.group_size)
     manifest["batch_size"] = batch_size
     maker = BatchMaker(config, vocab, d, batch_size, config.group_size, config.shared_negatives)
