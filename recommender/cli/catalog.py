@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from recommender.core.catalog import CatalogOptions, parse_attribute_specs, read_catalog
+from recommender.core.errors import ConfigError
 
 
 def add_catalog_arguments(p: argparse.ArgumentParser, attributes: bool = True) -> None:
@@ -57,8 +58,10 @@ def catalog_options(args: argparse.Namespace, with_attributes: bool = True) -> C
 
 def training_attributes(args: argparse.Namespace):
     """``(CatalogAttributes, AttributeConfig)`` for ``train(attributes=...)``, or None."""
-    if not getattr(args, "catalog", None) or not getattr(args, "catalog_attributes", None):
+    if not getattr(args, "catalog_attributes", None):
         return None
+    if not getattr(args, "catalog", None):
+        raise ConfigError("--catalog-attributes needs --catalog PATH (the catalogue file)")
     from recommender.train.attributes import AttributeConfig, CatalogAttributes
 
     options = catalog_options(args)
