@@ -68,14 +68,14 @@ def reallike_log(name: str):
     return train, test, folder / "catalog.csv", config
 
 
-def run(name: str, repeats: int, attribute_config: AttributeConfig, prior: float) -> dict:
+def run(name: str, repeats: int, attribute_config: AttributeConfig, priors) -> dict:
     train, test, catalog_path, train_config = (samples_log() if name == "samples"
                                                else reallike_log(name))
     specs = parse_attribute_specs(ATTRIBUTES[name])
     catalog = read_catalog(catalog_path, CatalogOptions(attributes=specs))
     attrs = CatalogAttributes.from_catalog(catalog, specs)
     reports = [evaluate_cold(train, test, attrs, train_config, attribute_config,
-                             ColdEvalConfig(seed=seed, prior=prior)) for seed in range(repeats)]
+                             ColdEvalConfig(seed=seed, priors=priors)) for seed in range(repeats)]
     merged = reports[0]
     for r, row in enumerate(merged["results"]):
         row["hr"] = float(np.median([rep["results"][r]["hr"] for rep in reports]))
@@ -92,15 +92,16 @@ def main(argv=None) -> int:
     p.add_argument("--mode", default="mean", choices=["mean", "each"])
     p.add_argument("--share", type=float, default=AttributeConfig().share)
     p.add_argument("--update-context", action="store_true")
-    p.add_argument("--prior", type=float, default=ColdEvalConfig().prior)
+    p.add_argument("--priors", default="0,3", help="tail-blending priors to compare (0,3)")
     args = p.parse_args(argv)
     attribute_config = AttributeConfig(mode=args.mode, share=args.share,
                                        update_context=args.update_context)
     from recommender.evaluate.cold import format_table
 
-    print(f"attributes: {attribute_config}, tail prior {args.prior}, medians of {args.repeats}")
+    priors = tuple(float(x) for x in args.priors.split(","))
+    print(f"attributes: {attribute_config}, blending priors {priors}, medians of {args.repeats}")
     for name in args.logs.split(","):
-        report = run(name, args.repeats, attribute_config, args.prior)
+        report = run(name, args.repeats, attribute_config, priors)
         print(f"\n== {name}: {report['counts']}")
         print(format_table(report))
     return 0

@@ -12,7 +12,9 @@ The model is trained twice on what remains, without and with attributes, and nex
   is the bar the cold-start target is measured against);
 * ``warm`` -- the query was trained: learned vectors without vs with attributes;
 * ``tail`` -- warm queries with at most ``tail_max`` training engagements, where the attributes
-  (blended in with ``prior``, see :func:`recommender.index.cold.blend`) matter most.
+  (blended in with each of ``priors``, see :func:`recommender.index.cold.blend`) matter most.
+  With prior 0 the warm rows equal "pin2vec" exactly: attribute training leaves the item vectors
+  bit-identical unless ``AttributeConfig.update_context`` is set.
 
 Candidates are the trained items in every row (cold items are not returned as related items,
 like an index built without ``--cold-candidates``), so rows differ only in how they rank.
@@ -43,9 +45,11 @@ class ColdEvalConfig:
     k: int = 10
     seed: int = 0
     tail_max: int = 5  # warm queries with at most this many training engagements are the tail
-    prior: float = 3.0  # tail blending of the "with attributes" warm rows (0 = off)
+    priors: tuple[float, ...] = (0.0, 3.0)  # blending priors of the "with attributes" rows
 
     def __post_init__(self):
+        if any(not p >= 0 for p in self.priors):
+            raise ConfigError(f"priors must be >= 0, got {self.priors!r}")
         if not 0 < self.holdout < 1:
             raise ConfigError(f"holdout must be in (0, 1), got {self.holdout!r}")
         if self.k < 1:
@@ -168,16 +172,17 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
     # Warm queries: learned vectors without attributes, and with them (plus tail blending).
     warm_idx = np.flatnonzero(warm)
     plain_hits = np.zeros(len(pairs), bool)
-    attr_hits = np.zeros(len(pairs), bool)
+    attr_hits = {p: np.zeros(len(pairs), bool) for p in config.priors}
     if len(warm_idx):
         qr = q_rows[warm_idx]
         plain_hits[warm_idx] = _hits(_top_k(plain.vectors[qr], plain.vectors, k, qr),
                                      targets[warm_idx])
-        blended = np.array(item_vecs, np.float32)
-        if config.prior > 0:
-            blended[own_has] = blend(blended[own_has], own[own_has], counts[own_has],
-                                     config.prior)
-        attr_hits[warm_idx] = _hits(_top_k(blended[qr], blended, k, qr), targets[warm_idx])
+        for prior in config.priors:
+            blended = np.array(item_vecs, np.float32)
+            if prior > 0:
+                blended[own_has] = blend(blended[own_has], own[own_has], counts[own_has], prior)
+            attr_hits[prior][warm_idx] = _hits(_top_k(blended[qr], blended, k, qr),
+                                               targets[warm_idx])
     best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
     for name, mask in (("cold", cold), ("warm", warm), ("tail", tail)):
         add(name, "popular", pop_hits, mask)
@@ -188,7 +193,8 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
             add(name, "pin2vec attributes", cold_hits, mask)
         else:
             add(name, "pin2vec", plain_hits, mask)
-            add(name, "pin2vec + attributes", attr_hits, mask)
+            for prior, hits in attr_hits.items():
+                add(name, f"pin2vec + attributes, prior {prior:g}", hits, mask)
     plain_wps = plain.manifest.get("words_per_second") or 0.0
     attr_wps = with_attrs.manifest.get("words_per_second") or 0.0
     cold_hr = cold_hits[cold].mean() if cold.any() else float("nan")
@@ -205,16 +211,16 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                                                   "warm": int(warm.sum()),
                                                   "tail": int(tail.sum())})},
         "config": {"holdout": config.holdout, "k": k, "seed": config.seed,
-                   "tail_max": config.tail_max, "prior": config.prior,
+                   "tail_max": config.tail_max, "priors": list(config.priors),
                    "attributes": attribute_config.__dict__},
     }
 
 
 def format_table(report: dict) -> str:
     """The side-by-side table of :func:`evaluate_cold`'s results."""
-    lines = [f"{'slice':<6} {'method':<26} {'HR@k':>7} {'queries':>8}"]
+    lines = [f"{'slice':<6} {'method':<34} {'HR@k':>7} {'queries':>8}"]
     for r in report["results"]:
-        lines.append(f"{r['slice']:<6} {r['method']:<26} {r['hr']:>7.4f} {r['queries']:>8}")
+        lines.append(f"{r['slice']:<6} {r['method']:<34} {r['hr']:>7.4f} {r['queries']:>8}")
     c, s = report["cold_vs_best_attribute"], report["speed"]
     lines.append(f"cold: pin2vec attributes / popular-same-{c['column']} = {c['ratio']}x; "
                  f"training speed with attributes {s['ratio']}x")

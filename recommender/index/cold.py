@@ -41,7 +41,7 @@ class ColdConfig:
     """How the index uses the model's attribute vectors (ignored for a model without them)."""
 
     min_engagements: int = 1  # model items seen fewer times take their attribute vector
-    prior: float = 3.0  # > 0: blend rare items' vectors towards their attributes (engagements)
+    prior: float = 0.0  # > 0: blend rare items' vectors towards their attributes (engagements)
     cold_candidates: bool = False  # cold items may be returned as related items, too
     include_cold: bool = True  # False: no cold rows at all (the index as without a catalogue)
 
