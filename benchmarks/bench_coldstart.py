@@ -80,8 +80,9 @@ def run(name: str, repeats: int, attribute_config: AttributeConfig, priors) -> d
     for r, row in enumerate(merged["results"]):
         row["hr"] = float(np.median([rep["results"][r]["hr"] for rep in reports]))
     merged["speed"]["ratio"] = float(np.median([rep["speed"]["ratio"] for rep in reports]))
-    ratios = [rep["cold_vs_best_attribute"]["ratio"] or 0 for rep in reports]
-    merged["cold_vs_best_attribute"]["ratio"] = float(np.median(ratios))
+    for b in merged["cold_vs_best_attribute"]["ratio"]:
+        ratios = [rep["cold_vs_best_attribute"]["ratio"][b] or 0 for rep in reports]
+        merged["cold_vs_best_attribute"]["ratio"][b] = round(float(np.median(ratios)), 3)
     return merged
 
 

@@ -252,6 +252,10 @@ class RelatedItems:
             return self._fallback(f"attributes {dict(attributes)!r}", k, exclude, default)
         query, _ = attrs.compose([tokens])
         scores = self._space @ unit_rows(query.astype(np.float32))[0]
+        popularity = float((self.manifest.get("cold") or {}).get("popularity") or 0.0)
+        if popularity:  # as for cold rows at index time (recommender/index/cold.py)
+            scores += np.float32(popularity) * np.log1p(self._counts[: len(scores)]).astype(
+                np.float32)
         for i in exclude:
             if self._rows.get(i, len(scores)) < len(scores):
                 scores[self._rows[i]] = -np.inf

@@ -255,3 +255,14 @@ def test_resume_restores_the_attribute_vectors(tmp_path):
     resumed = train(sessions, config, output_dir=tmp_path / "m", resume=True, attributes=side)
     np.testing.assert_array_equal(resumed.attributes.vectors, full.attributes.vectors)
     assert Model.load(tmp_path / "m").attributes.tokens == full.attributes.tokens
+
+
+def test_cold_popularity_weight_favours_engaged_candidates(planted, tmp_path):
+    tmp, model, _, _ = planted
+    build_index(tmp / "model", tmp_path / "idx", IndexConfig(k=3, progress=False, n_jobs=1),
+                cold=ColdConfig(popularity=100.0))
+    related = RelatedItems.load(tmp_path / "idx")
+    order = np.lexsort((np.arange(len(model.counts)), -model.counts))[:3]
+    expected = [model.item_ids[j] for j in order]
+    assert [i for i, _ in related.related("c1x9", k=3)] == expected
+    assert [i for i, _ in related.related_to_attributes({"brand": "b2"}, 3)] == expected

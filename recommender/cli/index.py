@@ -50,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attribute-prior", type=float, default=c.prior,
                    help="blend rare items' vectors towards their attributes, weight "
                    "prior/(count+prior) (default %(default)s: off)")
+    p.add_argument("--cold-popularity", type=float, default=c.popularity,
+                   help="cold items' related items score cosine + this * log(1 + engagements) "
+                   "(default %(default)s; 0.03 helps where next items are mostly popular)")
     p.add_argument("--cold-candidates", action="store_true",
                    help="cold items may also be returned as related items")
     p.add_argument("--overwrite", action="store_true", help="replace an existing INDEX dir")
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         recall_sample=args.recall_sample, seed=args.seed, n_jobs=args.n_jobs,
         batch_size=args.batch_size, progress=not args.quiet,
     )
-    cold = ColdConfig(args.min_engagements, args.attribute_prior, args.cold_candidates)
+    cold = ColdConfig(args.min_engagements, args.attribute_prior, args.cold_candidates,
+                      popularity=args.cold_popularity)
     m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite,
                     cold=cold)
     recall_text = "n/a" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"

@@ -213,7 +213,8 @@ def build_index(
             spec, n_query, config.batch_size, config.n_jobs, config.progress
         )
     if rows is not None:  # cold rows: matched in attribute space
-        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores), cold_table(rows, config.k)))
+        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores), cold_table(rows, config.k,
+                                                                           cold.popularity)))
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
 

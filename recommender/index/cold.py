@@ -44,11 +44,14 @@ class ColdConfig:
     prior: float = 0.0  # > 0: blend rare items' vectors towards their attributes (engagements)
     cold_candidates: bool = False  # cold items may be returned as related items, too
     include_cold: bool = True  # False: no cold rows at all (the index as without a catalogue)
+    popularity: float = 0.0  # cold matches score cosine + this * log(1 + engagements)
 
     def __post_init__(self):
         if not isinstance(self.min_engagements, int) or self.min_engagements < 0:
             raise ConfigError(
                 f"min_engagements must be a whole number >= 0, got {self.min_engagements!r}")
+        if not self.popularity >= 0:
+            raise ConfigError(f"cold popularity must be >= 0, got {self.popularity!r}")
         if not self.prior >= 0:
             raise ConfigError(f"attribute prior must be >= 0, got {self.prior!r}")
 
@@ -120,10 +123,40 @@ def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.n
     return ColdRows(all_ids, all_counts, stacked, n_model, n_cand, attrs, stats, space)
 
 
-def cold_table(rows: ColdRows, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Related items of the cold rows ``[model_rows, N)``: exact cosine in attribute space
+def cold_scores(queries: np.ndarray, space: np.ndarray, counts: np.ndarray,
+                popularity: float) -> np.ndarray:
+    """Scores of cold queries against candidates: cosine in attribute space, plus
+    ``popularity * log(1 + engagements)`` of the candidate when ``popularity > 0``."""
+    scores = unit_rows(np.asarray(queries, np.float32)) @ unit_rows(
+        np.asarray(space, np.float32)).T
+    if popularity:
+        scores += np.float32(popularity) * np.log1p(counts).astype(np.float32)[None, :]
+    return scores
+
+
+def cold_table(rows: ColdRows, k: int, popularity: float = 0.0,
+               block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Related items of the cold rows ``[model_rows, N)``: exact scores of :func:`cold_scores`
     against the candidate rows' :attr:`ColdRows.space` (never the row itself)."""
-    n_model, n = rows.model_rows, len(rows.ids)
-    exclude = np.arange(n_model, n) if rows.candidates > n_model else None
-    return exact_neighbors(rows.vectors[n_model:], rows.space[: rows.candidates], k,
-                           metric="cosine", exclude_self_rows=exclude)
+    n_model, n, n_cand = rows.model_rows, len(rows.ids), rows.candidates
+    if not popularity:
+        exclude = np.arange(n_model, n) if n_cand > n_model else None
+        return exact_neighbors(rows.vectors[n_model:], rows.space[:n_cand], k,
+                               metric="cosine", exclude_self_rows=exclude)
+    counts = rows.counts.to_numpy(zero_copy_only=False)[:n_cand]
+    kk = min(k, n_cand)
+    nbrs = np.full((n - n_model, k), -1, np.int32)
+    out = np.full((n - n_model, k), np.nan, np.float32)
+    for s in range(n_model, n, block):
+        e = min(s + block, n)
+        sc = cold_scores(rows.vectors[s:e], rows.space[:n_cand], counts, popularity)
+        if n_cand > n_model:  # cold rows are candidates too: never the row itself
+            sc[np.arange(e - s), np.arange(s, e)] = -np.inf
+        top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
+        top_sc = np.take_along_axis(sc, top, 1)
+        order = np.lexsort((top, -top_sc), axis=1)
+        nbrs[s - n_model:e - n_model, :kk] = np.take_along_axis(top, order, 1)
+        out[s - n_model:e - n_model, :kk] = np.take_along_axis(top_sc, order, 1)
+    bad = ~np.isfinite(out)
+    nbrs[bad], out[bad] = -1, np.nan
+    return nbrs, out
