@@ -251,12 +251,47 @@ def write_events(out: Path, events: dict, catalog: Catalog, config: SampleConfig
     (out / "events" / "engagements-2.jsonl").write_bytes(("\n".join(lines) + "\n").encode())
 
 
-def write_catalog(out: Path, catalog: Catalog) -> None:
-    """``catalog.csv``: item_id, title, category, sorted by id (titles hold no commas or quotes)."""
+def catalog_attributes(catalog: Catalog, seed: int) -> dict[str, list[str]]:
+    """Attributes beyond the category, each leaning on the item's hidden map position.
+
+    * ``brand``: each category's map is cut into a 3 x 3 grid, one brand per cell
+      (``b<category><cell>``); 15% of items carry another brand of their category (noise).
+    * ``tags`` (multi-valued, ``a|b``): the two title words that follow the map's two axes,
+      plus, for 30% of items, a random third word of the category.
+    * ``price`` (numeric): grows with the second map coordinate, with log-normal noise.
+
+    Drawn from their own stream (``seed``), so the events do not change with them.
+    """
+    rng = np.random.default_rng([seed, 12])
     names = list(CATEGORIES)
-    rows = sorted(zip(catalog.item_ids, catalog.titles, (names[c] for c in catalog.category)))
-    assert not any("," in t or '"' in t for _, t, _ in rows)
-    text = "item_id,title,category\n" + "".join(f"{i},{t},{c}\n" for i, t, c in rows)
+    brands, tags, prices = [], [], []
+    for i in range(len(catalog.item_ids)):
+        c = int(catalog.category[i])
+        _, a_words, b_words, c_words = CATEGORIES[names[c]]
+        lists = [w.split("|") if "|" in w else w.split() for w in (a_words, b_words, c_words)]
+        cell = int(catalog.position[i, 0] * 3) * 3 + int(catalog.position[i, 1] * 3)
+        if rng.random() < 0.15:
+            cell = int(rng.integers(9))
+        brands.append(f"b{c}{cell}")
+        words = [lists[k][int(catalog.position[i, k] * len(lists[k]))] for k in (0, 1)]
+        if rng.random() < 0.3:
+            words.append(lists[2][int(rng.integers(len(lists[2])))])
+        tags.append("|".join(dict.fromkeys(w.lower() for w in words)))
+        price = np.exp(2.5 + 1.5 * catalog.position[i, 1] + 0.25 * rng.standard_normal())
+        prices.append(f"{price:.2f}")
+    return {"brand": brands, "tags": tags, "price": prices}
+
+
+def write_catalog(out: Path, catalog: Catalog, seed: int) -> None:
+    """``catalog.csv``: item_id, title, category, brand, tags, price, sorted by id (no field holds
+    a comma or a quote)."""
+    names = list(CATEGORIES)
+    extra = catalog_attributes(catalog, seed)
+    rows = sorted(zip(catalog.item_ids, catalog.titles, (names[c] for c in catalog.category),
+                      extra["brand"], extra["tags"], extra["price"]))
+    assert not any("," in f or '"' in f for row in rows for f in row)
+    text = "item_id,title,category,brand,tags,price\n" + "".join(
+        ",".join(row) + "\n" for row in rows)
     (out / "catalog.csv").write_bytes(text.encode())
 
 
@@ -340,7 +375,7 @@ def make_samples(out: Path = HERE, config: SampleConfig = SampleConfig()) -> dic
     catalog = make_catalog(streams[0], config)
     events = simulate(config, catalog, streams[1])
     write_events(out, events, catalog, config, streams[2])
-    write_catalog(out, catalog)
+    write_catalog(out, catalog, config.seed)
     write_bad(out)
     events["item_id"] = np.array(catalog.item_ids)[events["item"]]
     return events

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class RelatedItems:
         # file that is read into memory (HNSW), on first use.
         self._backend = backend
         self._popular_rows: list[int] | None = None
+        self._attrs = None  # AttributeVectors, loaded on first related_to_attributes()
 
     # --- loading ---------------------------------------------------------------------------------
 
@@ -234,6 +236,61 @@ class RelatedItems:
         cand.sort(key=lambda j: (-total[j], -int(self._counts[j]), j))
         return [(self._ids[j], float(total[j])) for j in cand[:k]]
 
+    def related_to_attributes(
+        self,
+        attributes: Mapping[str, object],
+        k: int = 10,
+        exclude: Iterable[str] = (),
+        default=_RAISE,
+    ) -> list[tuple[str, float]]:
+        """Items related to an item known only by its attributes (not in the index at all).
+
+        ``attributes`` maps catalogue columns to values as the catalogue holds them:
+        ``{"brand": "acme", "price": 12.99, "tags": ["a", "b"]}`` (or ``"a|b"``). The query is
+        the item's attribute vector, composed as for cold items at index time, matched by
+        exact cosine against the candidates' attribute vectors (``attribute_space.npy``), like
+        cold rows at index time. Columns and values the model never saw are ignored with a
+        ``UserWarning``; if no value is known the call behaves like :meth:`related` with an
+        unknown id (KeyError or ``default``). Needs an index built from a model trained with a
+        catalogue.
+        """
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        attrs = self._attribute_vectors()
+        tokens, ignored = attrs.encode(dict(attributes))
+        if ignored:
+            warnings.warn(f"ignored unknown attribute column(s)/value(s): {ignored}",
+                          stacklevel=2)
+        if not tokens:
+            return self._fallback(f"attributes {dict(attributes)!r}", k, exclude, default)
+        query, _ = attrs.compose([tokens])
+        scores = self._space @ unit_rows(query.astype(np.float32))[0]
+        popularity = float((self.manifest.get("cold") or {}).get("popularity") or 0.0)
+        if popularity:  # as for cold rows at index time (recommender/index/cold.py)
+            scores += np.float32(popularity) * np.log1p(self._counts[: len(scores)]).astype(
+                np.float32)
+        for i in exclude:
+            if self._rows.get(i, len(scores)) < len(scores):
+                scores[self._rows[i]] = -np.inf
+        top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
+        top = top[np.lexsort((top, -scores[top]))]
+        return [(self._ids[j], float(scores[j])) for j in top if np.isfinite(scores[j])]
+
+    def _attribute_vectors(self):
+        if self._attrs is None:
+            from recommender.core.attributes import AttributeVectors
+
+            if not (self.path / "attributes.json").is_file():
+                raise ArtifactError(
+                    f"{self.path} has no attribute vectors: train with --catalog and "
+                    "--catalog-attributes, then rebuild the index")
+            self._attrs = AttributeVectors.load(self.path, mmap=True)
+            indexed = _indexed_rows(self.path / "manifest.json", self.manifest, len(self))
+            space = _load_npy(self.path / "attribute_space.npy", np.float32,
+                              (indexed, self.manifest["dim"]))
+            self._space = unit_rows(np.asarray(space, dtype=np.float32))
+        return self._attrs
+
     def vector(self, item_id: str) -> np.ndarray:
         """A copy of ``item_id``'s input vector (float32 [d])."""
         if self._vectors is None:
@@ -302,12 +359,16 @@ class _SessionSearch:
     def __init__(self, path: Path, manifest: dict, backend: str, metric: str, vectors, n, dim):
         self.path, self.manifest, self.name = path, manifest, backend
         self.metric = {"angular": "cosine", "dot": "dot"}.get(metric)
-        self.items = vectors
+        self.n = n
+        # Rows [0, indexed) are the backend's candidates; cold rows after them are query-only
+        # (recommender/index/cold.py). Indexes without cold rows index every row.
+        self.indexed = _indexed_rows(path / "manifest.json", manifest, n)
+        self.items = vectors[: self.indexed]
         if self.metric == "dot" and (path / "context_vectors.npy").is_file():
-            self.items = _load_npy(path / "context_vectors.npy", np.float32, (n, dim))
+            # the model's context vectors: cold rows have none (they are never dot candidates)
+            self.items = _load_npy(path / "context_vectors.npy", np.float32, (self.indexed, dim))
         elif self.metric == "dot":
             self.items = None  # a complementary index from before context_vectors.npy
-        self.n = n
         self.backend = None
         self._lock = threading.Lock()
 
@@ -344,18 +405,18 @@ class _SessionSearch:
         # The ANN library trusts the file's contents; a file of the right size but wrong bytes
         # shows up here, before any query could read out of bounds. (The tree count is no
         # check: Annoy's load can count extra roots on tiny indexes.)
-        if found is not None and found != self.n:
+        if found is not None and found != self.indexed:
             backend.close()
             raise ArtifactError(
-                f"{file} holds {found} items; the manifest says {self.n}: the file is corrupt or "
-                "from another index; rebuild the index"
+                f"{file} holds {found} items; the manifest says {self.indexed}: the file is "
+                "corrupt or from another index; rebuild the index"
             )
         return backend
 
     def search(self, query: np.ndarray, k: int, search_k: int | None):
         """(rows, scores) of up to ``k`` items for one query vector, best first."""
         backend = self.open()
-        k = min(k, self.n)
+        k = min(k, self.indexed)
         overrides = ({"search_k": min(search_k, 2**31 - 1)}  # Annoy takes a C int
                      if search_k and self.name == "annoy" else {})
         found = backend.search(query[None, :], k, **overrides)[0]
@@ -367,6 +428,16 @@ class _SessionSearch:
         scores = (cand @ q).astype(np.float64)
         order = np.lexsort((found, -scores))
         return found[order].tolist(), scores[order].tolist()
+
+
+def _indexed_rows(where: Path, manifest: dict, n: int) -> int:
+    """How many rows the search backend holds: ``counts.indexed`` (cold rows after them are
+    query-only), or every row for indexes without cold rows."""
+    indexed = manifest["counts"].get("indexed", n)
+    if not isinstance(indexed, int) or isinstance(indexed, bool) or not 1 <= indexed <= n:
+        raise ArtifactError(f"{where}: counts.indexed is {indexed!r}, expected a whole number in "
+                            f"[1, {n}]; rebuild the index")
+    return indexed
 
 
 _METRICS = ("angular", "dot")  # the metrics of vector indexes; None: a scorer's table

@@ -129,7 +129,7 @@ def test_formats_and_columns(events):
 def test_catalog_covers_every_item(events):
     with open(SAMPLES / "catalog.csv", newline="", encoding="utf-8") as f:
         catalog = list(csv.DictReader(f))
-    assert list(catalog[0]) == ["item_id", "title", "category"]
+    assert list(catalog[0]) == ["item_id", "title", "category", "brand", "tags", "price"]
     ids = [row["item_id"] for row in catalog]
     assert len(ids) == len(set(ids))
     assert {item for _, item, _, _, _ in events} <= set(ids)

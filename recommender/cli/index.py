@@ -12,6 +12,7 @@ import logging
 
 from recommender.index.backends import BACKENDS
 from recommender.index.build import METRICS, IndexConfig, build_index
+from recommender.index.cold import ColdConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=d.batch_size, help=argparse.SUPPRESS)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--n-jobs", type=int, default=d.n_jobs, help="cores to use (-1 = all)")
+    c = ColdConfig()
+    p.add_argument("--min-engagements", type=int, default=c.min_engagements,
+                   help="items with fewer training engagements get their attribute vector "
+                   "(models trained with --catalog-attributes; default %(default)s)")
+    p.add_argument("--attribute-prior", type=float, default=c.prior,
+                   help="blend rare items' vectors towards their attributes, weight "
+                   "prior/(count+prior) (default %(default)s: off)")
+    p.add_argument("--cold-popularity", type=float, default=c.popularity,
+                   help="cold items' related items score cosine + this * log(1 + engagements) "
+                   "(default %(default)s; 0.03 helps where next items are mostly popular)")
+    p.add_argument("--cold-candidates", action="store_true",
+                   help="cold items may also be returned as related items")
     p.add_argument("--overwrite", action="store_true", help="replace an existing INDEX dir")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -86,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         recall_sample=args.recall_sample, seed=args.seed, n_jobs=args.n_jobs,
         batch_size=args.batch_size, progress=not args.quiet,
     )
-    m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite)
+    cold = ColdConfig(args.min_engagements, args.attribute_prior, args.cold_candidates,
+                      popularity=args.cold_popularity)
+    m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite,
+                    cold=cold)
     recall_text = "n/a" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"
     settings = ", ".join(f"{k}={v}" for k, v in m["backend_settings"].items())
     target = "" if m["target_recall"] is None else f" (target {m['target_recall']})"
@@ -102,4 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         f"table {m['table_seconds']:.1f}s, recall check {m['recall_seconds']:.1f}s "
         f"-> {args.output}"
     )
+    if m.get("cold"):
+        print(f"cold start: {m['counts']['warm']} warm and {m['counts']['cold']} cold items "
+              f"({m['counts']['attribute_values']} attribute values)")
     return 0

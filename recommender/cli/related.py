@@ -10,44 +10,27 @@ import argparse
 import json
 import sys
 import unicodedata
+import warnings
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-
+from recommender.cli.catalog import add_catalog_arguments, catalog_labels
+from recommender.core.catalog import read_catalog as core_read_catalog
 from recommender.core.errors import ArtifactError, ConfigError
 from recommender.lookup import RelatedItems
 
 
 def read_catalog(path: str | Path) -> dict[str, tuple[str, str | None]]:
-    """``item_id -> (title, category or None)`` from a CSV/TSV or Parquet catalogue."""
-    path = Path(path)
+    """``item_id -> (title, category or None)`` from a catalogue file (any format
+    :func:`recommender.core.catalog.read_catalog` reads, default column names)."""
+    from recommender.core.catalog import AttributeSpec, CatalogOptions
+
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table = pq.read_table(path)
-        else:
-            delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-            table = pacsv.read_csv(
-                path,
-                parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={"item_id": pa.string(), "title": pa.string(),
-                                  "category": pa.string()}
-                ),
-            )
-    except (OSError, pa.ArrowException) as e:
-        raise ArtifactError(f"cannot read catalogue {path}: {e}") from None
-    missing = {"item_id", "title"} - set(table.column_names)
-    if missing:
-        raise ArtifactError(
-            f"catalogue {path} lacks column(s) {sorted(missing)}; it needs item_id,title[,category]"
-        )
-    ids = [str(x) for x in table.column("item_id").to_pylist()]
-    titles = table.column("title").to_pylist()
-    has_category = "category" in table.column_names
-    cats = table.column("category").to_pylist() if has_category else [None] * len(ids)
-    return {i: (t, c) for i, t, c in zip(ids, titles, cats)}
+        return core_read_catalog(path, CatalogOptions(
+            attributes=(AttributeSpec("category"),))).labels()
+    except ArtifactError as e:
+        if "lacks column" not in str(e):
+            raise
+    return core_read_catalog(path).labels()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,12 +38,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="pin2vec related", description="Related items from an INDEX dir (pin2vec index)."
     )
     p.add_argument("--index", required=True, help="INDEX dir")
-    p.add_argument("items", nargs="+", metavar="ITEM", help="item id(s) to look up")
+    p.add_argument("items", nargs="*", metavar="ITEM", help="item id(s) to look up")
     p.add_argument("--k", type=int, help="related items per item (default: 10, or K if smaller)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--catalog", help="CSV/Parquet with item_id,title[,category] to print titles")
     p.add_argument("--session", action="store_true",
                    help="treat the ITEMs as one session (oldest first) and query through Annoy")
+    p.add_argument("--attribute", action="append", metavar="NAME=VALUE",
+                   help="describe a new item by its attributes instead of ITEMs (repeat: "
+                   "--attribute brand=acme --attribute genres='Action|Comedy' --attribute "
+                   "price=12.5); unknown names and values are ignored with a warning")
+    add_catalog_arguments(p, attributes=False)
     return p
 
 
@@ -76,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     related = RelatedItems.load(args.index)
-    catalog = read_catalog(args.catalog) if args.catalog else {}
+    catalog = catalog_labels(args)
+    if not args.items and not args.attribute:
+        raise ConfigError("give ITEM id(s) to look up, or --attribute NAME=VALUE")
     if args.k is None:
         args.k = min(10, related.k)
     if args.k < 1 or (args.k > related.k and not args.session):
@@ -85,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             f"rebuild with `pin2vec index --k {args.k}` for more"
         )
     unknown = [i for i in args.items if i not in related]
-    if len(unknown) == len(args.items):
+    if args.items and len(unknown) == len(args.items):
         raise ArtifactError(
             f"item(s) not in the index ({len(related):,} items): {', '.join(map(repr, unknown))}; "
             f"ids look like {related.item_ids[0]!r}"
@@ -94,7 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pin2vec related: not in the index ({len(related):,} items), skipped: "
               f"{', '.join(map(repr, unknown))}", file=sys.stderr)
     known = [i for i in args.items if i in related]
-    if args.session:
+    if args.attribute:
+        described = _attributes(args.attribute)
+        text = ", ".join(f"{k}={v}" for k, v in described.items())
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            found = related.related_to_attributes(described, args.k, default="popular")
+        for w in caught:
+            print(f"warning: {printable(w.message)}", file=sys.stderr)
+        queries = [(f"[{text}]", found)]
+    elif args.session:
         queries = [(" > ".join(args.items), related.related_to_session(args.items, args.k))]
     else:
         queries = list(zip(known, related.related_many(known, args.k)))
@@ -143,6 +142,16 @@ def printable(text) -> str:
             out.append(f"\\x{code:02x}" if code < 0x100 else
                        f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
     return "".join(out)
+
+
+def _attributes(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--attribute takes NAME=VALUE, got {pair!r}")
+        out[name.strip()] = value
+    return out
 
 
 def label(catalog, item_id) -> str:

@@ -96,6 +96,9 @@ def build_parser(sessionize_flags: bool = True) -> argparse.ArgumentParser:
                    help="replace a non-empty --output that `pin2vec run` did not write")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_config_arguments(p.add_argument_group("training (see pin2vec train --help)"))
+    from recommender.cli.catalog import add_catalog_arguments
+
+    add_catalog_arguments(p)  # --catalog-attributes: cold start, evaluated in cold_start.json
     if sessionize_flags:
         from pipeline.options import SessionizeOptions
 
@@ -133,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     window = parse_target(args.target)
     if args.no_embeddings and args.scoring != "auto":
         raise ConfigError(f"--scoring {args.scoring} ships embeddings; drop --no-embeddings")
+    if args.no_embeddings and args.catalog_attributes:
+        raise ConfigError("--catalog-attributes trains attribute vectors with the embeddings; "
+                          "drop --no-embeddings")
+    from recommender.cli.catalog import training_attributes
+
+    attributes = training_attributes(args)  # the catalogue is read before any stage runs
     out = Path(args.output)
     _check_output(out, args.overwrite, args.input)
     out.mkdir(parents=True, exist_ok=True)
@@ -158,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
               f"epochs={config.epochs} on all {split['train']:,} training sessions", flush=True)
         from recommender.train import train
 
-        model = train(out / "train_sessions", config)
+        # with --catalog-attributes the attribute vectors are trained with the items, so a
+        # shipped embedding index has cold rows (recommender/index/cold.py)
+        model = train(out / "train_sessions", config, attributes=attributes)
         model.save(out / "model", overwrite=True)
     else:
         print("[4/6] train: skipped (--no-embeddings)", flush=True)
@@ -171,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     scores, evaluation = _test_table(out, selection, model, args, window)
     write_json(out / "evaluation.json", evaluation)
     _summary(out, sessions, split, model, index, scores, evaluation, selection, args)
+    if attributes is not None:
+        _cold_start(out, config, attributes)
     write_json(out / RUN_MARKER, {
         "format_version": 1, "kind": "run", "inputs": args.input,
         "catalog": str(Path(args.catalog).resolve()) if args.catalog else None,
@@ -311,6 +324,19 @@ def _test_table(out: Path, selection, model, args, window: int = 1):
     evaluation = report(scores, text, [*selection.notes, *notes], ks)
     evaluation["shipped"] = selection.winner.to_json()
     return scores, evaluation
+
+
+def _cold_start(out: Path, config, attributes) -> None:
+    """Hold out 20% of the trained items entirely and score them from their attributes."""
+    from recommender.core.sessions import iter_sessions
+    from recommender.evaluate.cold import evaluate_cold, format_table
+
+    print("\ncold start: 20% of trained items held out entirely, served from their attributes")
+    cold = evaluate_cold(list(iter_sessions(out / "train_sessions")),
+                         list(iter_sessions(out / "test_sessions")),
+                         attributes[0], config, attributes[1])
+    write_json(out / "cold_start.json", cold)
+    print(format_table(cold))
 
 
 def _summary(out, sessions, split, model, index, scores, evaluation, selection, args) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from recommender.cli.catalog import add_catalog_arguments, training_attributes
 from recommender.core.errors import ConfigError
 from recommender.train import TrainConfig, train
 from recommender.train.model import collapse_advice
@@ -74,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="continue from the checkpoint in --output after an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty --output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--catalog", help="catalogue file; with --catalog-attributes, also learn "
+                   "attribute vectors for cold items")
+    add_catalog_arguments(p)
     return p
 
 
@@ -82,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     config = config_from_args(args, progress=not args.quiet)
     model = train(args.sessions, config, output_dir=args.output, resume=args.resume,
-                  overwrite=args.overwrite, export_word2vec=args.export_word2vec)
+                  overwrite=args.overwrite, export_word2vec=args.export_word2vec,
+                  attributes=training_attributes(args))
     epochs = model.manifest.get("epochs") or [{}]
     print(f"wrote {args.output}: {len(model.item_ids):,} items x {config.dim} dims, "
           f"final loss {epochs[-1].get('loss', float('nan')):.4f}, "

@@ -42,6 +42,7 @@ from recommender.core.integrity import check_table, verify_files
 from recommender.index import table as related_table
 from recommender.index.backends import BACKENDS, available, get_backend
 from recommender.index.backends.annoy import auto_search_k, auto_trees
+from recommender.index.cold import ColdConfig, cold_table, extend_rows
 from recommender.index.exact import exact_neighbors, recall
 
 __all__ = ["IndexConfig", "build_index", "choose_backend", "exact_neighbors", "recall",
@@ -199,6 +200,7 @@ def build_index(
     config: IndexConfig = IndexConfig(),
     beam_args: list[str] | None = None,
     overwrite: bool = False,
+    cold: ColdConfig = ColdConfig(),
 ) -> dict:
     """Build the INDEX dir of docs/architecture.md from a MODEL dir and return its manifest.
 
@@ -208,6 +210,11 @@ def build_index(
     ``neighbors.npy`` int32 [V, K], ``scores.npy`` float32 [V, K] (padding: -1 / NaN),
     ``related.parquet`` and ``manifest.json`` (written last).
 
+    A model trained with catalogue attributes adds cold rows (:mod:`recommender.index.cold`):
+    the backend holds rows ``[0, counts.indexed)`` (the model's items, plus the cold ones with
+    ``cold.cold_candidates``), cold rows are matched in attribute space, and the attribute files
+    and ``attribute_space.npy`` are listed (checksummed) in the manifest.
+
     Raises
     ------
     RecallTargetError
@@ -216,17 +223,21 @@ def build_index(
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     model_manifest, ids, counts, vectors, context = _load_model(model_dir)
+    rows = extend_rows(model_dir, ids, counts, vectors, cold, config.scoring)  # cold items
+    if rows is not None:
+        ids, counts, vectors = rows.ids, rows.counts, rows.vectors
     n, dim = vectors.shape
+    n_ann = rows.candidates if rows is not None else n  # rows [0, n_ann) are the backend's
     if config.backend == "auto":
-        backend_name, estimates = choose_backend(n, dim)
+        backend_name, estimates = choose_backend(n_ann, dim)
     else:
         backend_name, estimates = config.backend, None
     cls = get_backend(backend_name)  # ConfigError with an install hint if its library is missing
-    settings = config.backend_settings(backend_name, n, dim)
+    settings = config.backend_settings(backend_name, n_ann, dim)
     out = prepare_output_dir(output_dir, overwrite, kind="index", inputs=[model_dir])
     try:
         return _build(model_dir, out, config, model_manifest, ids, counts, vectors, context,
-                      cls, settings, estimates, beam_args)
+                      cls, settings, estimates, beam_args, rows, cold)
     except RecallTargetError:
         for child in out.iterdir():  # no half-built INDEX dir that a later run must --overwrite
             child.unlink()
@@ -234,8 +245,13 @@ def build_index(
 
 
 def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context, cls, settings,
-           estimates, beam_args) -> dict:
+           estimates, beam_args, rows=None, cold=ColdConfig()) -> dict:
+    # With cold rows (recommender/index/cold.py): rows [0, n_ann) are the backend's candidates,
+    # rows [0, n_query) -- the model's items -- are queried through it, the cold rows after them
+    # are matched in attribute space. Without: every row is both.
     n, dim = vectors.shape
+    n_ann = rows.candidates if rows is not None else n
+    n_query = rows.model_rows if rows is not None else n
     similar = config.scoring == "similar"
     started = time.perf_counter()
     save_npy(out / "vectors.npy", vectors)
@@ -244,9 +260,9 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
     write_parquet(out / "items.parquet", pa.table({"item_id": pa.array(ids, pa.string()),
                                                    "count": counts.cast(pa.int64())}))
     item_path = out / ("vectors.npy" if similar else "context_vectors.npy")
-    items = np.load(item_path, mmap_mode="r", allow_pickle=False)
+    items = np.load(item_path, mmap_mode="r", allow_pickle=False)[:n_ann]
     ann_path = out / cls.file_name if cls.file_name else None
-    log.info("building the %s backend over %d items (%s)", cls.name, n, settings)
+    log.info("building the %s backend over %d items (%s)", cls.name, n_ann, settings)
     backend = cls.build(items, SEARCH_METRIC[config.scoring], settings, ann_path,
                         n_jobs=config.n_jobs, seed=config.seed, progress=config.progress,
                         **({"on_disk_build_items": config.on_disk_build_items}
@@ -254,7 +270,7 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
     build_seconds = time.perf_counter() - started
 
     started = time.perf_counter()
-    sample, depth = _recall_sample(n, config)
+    sample, depth = _recall_sample(n_query, config)
     truth = _exact_truth(vectors, items, sample, depth, config)
     calibration = []
     if cls.name != "exact" and config.target_recall > 0 and len(sample):
@@ -266,19 +282,23 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
     spec = related_table.TableSpec(
         str(ann_path or ""), str(out / "vectors.npy"), str(item_path.resolve()),
         dim, config.metric, config.k, settings.get("search_k"), cls.name, settings,
+        candidates=n_ann if n_ann < n else None,
     )
-    use_beam = n > config.beam_threshold if config.use_beam is None else config.use_beam
+    use_beam = n_query > config.beam_threshold if config.use_beam is None else config.use_beam
     if use_beam:
         from pipeline.table_job import compute_table_beam
 
-        ranges = related_table.batch_ranges(n, config.batch_size)
+        ranges = related_table.batch_ranges(n_query, config.batch_size)
         nbrs, scores = compute_table_beam(spec, related_table.TableQuerier, ranges, out,
                                           beam_args or [])
     else:
         nbrs, scores = related_table.compute_table(
-            spec, n, config.batch_size, config.n_jobs, config.progress, backend=backend
+            spec, n_query, config.batch_size, config.n_jobs, config.progress, backend=backend
         )
     backend.close()
+    if rows is not None:  # cold rows: matched in attribute space
+        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores), cold_table(rows, config.k,
+                                                                           cold.popularity)))
     check_table(nbrs, scores, n, f"related table of {out}")  # before anything can load it
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
@@ -288,6 +308,10 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
     recall_seconds = time.perf_counter() - started
     files = ["items.parquet", "vectors.npy", "neighbors.npy", "scores.npy", "related.parquet"]
     files += ([] if similar else ["context_vectors.npy"]) + ([cls.file_name] if ann_path else [])
+    if rows is not None:  # what related_to_attributes needs (checksummed like the rest)
+        files += rows.attributes.write(out, with_items=False)
+        save_npy(out / "attribute_space.npy", rows.space[:n_ann])
+        files.append("attribute_space.npy")
     manifest = {
         "format_version": 1,
         "kind": "index",
@@ -318,7 +342,10 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
             "items": n,
             "related_pairs": int((nbrs >= 0).sum()),
             "short_rows": int((nbrs[:, -1] < 0).sum()),
+            "indexed": n_ann,
+            **(rows.stats if rows is not None else {}),
         },
+        "cold": asdict(cold) if rows is not None else None,
         "files": {f: {"bytes": (out / f).stat().st_size} for f in files},
         "config": asdict(config),
     }

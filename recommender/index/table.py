@@ -45,7 +45,8 @@ class TableSpec:
     ``query_path`` holds the vectors the queries are made from (input vectors); ``item_path`` the
     vectors neighbours are scored against (input vectors for ``angular``, context vectors for
     ``dot``). ``ann_path`` is the backend's file ("" for the exact backend); ``settings`` its
-    query settings (default: Annoy with ``search_k``).
+    query settings (default: Annoy with ``search_k``); ``candidates`` how many leading rows of
+    ``item_path`` the backend holds (cold rows after them are query-only).
     """
 
     ann_path: str
@@ -57,6 +58,7 @@ class TableSpec:
     search_k: int | None = None
     backend: str = "annoy"
     settings: dict = field(default_factory=dict)
+    candidates: int | None = None  # rows [0, candidates) of item_path are searched; None: all
 
     def backend_settings(self) -> dict:
         if self.settings:
@@ -112,6 +114,8 @@ class TableQuerier:
         self.spec = spec
         self.queries = np.load(spec.query_path, mmap_mode="r", allow_pickle=False)
         self.items = np.load(spec.item_path, mmap_mode="r", allow_pickle=False)
+        if spec.candidates is not None:  # cold rows after them are query-only
+            self.items = self.items[: spec.candidates]
         if backend is None:
             cls = get_backend(spec.backend)
             path = Path(spec.ann_path) if spec.ann_path else None

@@ -85,6 +85,7 @@ class Model:
         self.item_ids = list(item_ids)
         self.counts = np.asarray(counts, dtype=np.int64)
         self.manifest = manifest if manifest is not None else {}
+        self.attributes = None  # AttributeVectors when trained with a catalogue (cold start)
         self._index: dict[str, int] | None = None
 
     def __repr__(self) -> str:
@@ -136,6 +137,10 @@ class Model:
         if export_word2vec:
             write_word2vec_text(directory / "vectors.txt", self.item_ids, self.vectors)
         manifest = dict(self.manifest)
+        attribute_files = []
+        if self.attributes is not None:  # before the manifest, which marks a complete dir
+            attribute_files = self.attributes.write(directory)
+            manifest["attributes"] = {"files": attribute_files, "values": len(self.attributes)}
         manifest.update(
             format_version=FORMAT_VERSION,
             kind=MODEL_KIND,
@@ -144,6 +149,7 @@ class Model:
         )
         files = ["vectors.npy", "context_vectors.npy", "items.parquet"]
         files += ["vectors.txt"] if export_word2vec else []
+        files += attribute_files  # checksummed like the rest
         manifest.pop("checksums", None)
         write_manifest(directory, {"format_version": FORMAT_VERSION, "kind": MODEL_KIND,
                                    **manifest}, files)
@@ -171,7 +177,18 @@ class Model:
                 f"{len(ids)} items do not match; re-run pin2vec train"
             )
         counts = items.column("count").to_numpy(zero_copy_only=False)
-        return cls(vectors, context, ids, counts, manifest)
+        model = cls(vectors, context, ids, counts, manifest)
+        if manifest.get("attributes"):
+            from recommender.core.attributes import AttributeVectors
+
+            names = manifest["attributes"].get("files") if isinstance(
+                manifest["attributes"], dict) else None
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ArtifactError(f"{directory}: manifest attributes.files is {names!r}, "
+                                    "expected a list of file names; re-run pin2vec train")
+            verify_files(directory, manifest, names, digests=verify)  # checksummed like the rest
+            model.attributes = AttributeVectors.load(directory)
+        return model
 
 
 def write_word2vec_text(path, item_ids: list[str], vectors: np.ndarray) -> None:

@@ -47,6 +47,7 @@ from recommender.core.artifacts import (
 )
 from recommender.core.errors import ConfigError, TrainingError
 from recommender.core.progress import bars_enabled, plain_lines, progress_bar, say
+from recommender.train.attributes import attribute_trainer
 from recommender.train.checkpoint import (
     CHECKPOINT_DIR,
     finished_model,
@@ -141,7 +142,7 @@ Callback = Callable[[int, float, Model], None]
 
 def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callback] = (),
           output_dir=None, resume: bool = False, overwrite: bool = False,
-          export_word2vec: bool = False) -> Model:
+          export_word2vec: bool = False, attributes=None) -> Model:
     """Train item vectors on sessions.
 
     Parameters
@@ -162,6 +163,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         Allow replacing a non-empty ``output_dir`` when not resuming.
     export_word2vec : bool
         Also write ``vectors.txt`` into ``output_dir``.
+    attributes : (CatalogAttributes, AttributeConfig), optional
+        Also learn attribute-value vectors (cold start; :mod:`recommender.train.attributes`).
 
     Returns
     -------
@@ -203,6 +206,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                     return done
             prepare_output_dir(out, overwrite, kind="model", inputs=[corpus.directory])
     model = Model(w_in, w_out, vocab.item_ids, vocab.counts, manifest)
+    side = attribute_trainer(attributes, vocab.item_ids, d, config.seed, manifest,
+                             (out / CHECKPOINT_DIR, start_epoch) if out is not None else None)
+    if side is not None and out is not None:  # attribute vectors join each checkpoint
+        callbacks = [side.checkpoint_saver(out / CHECKPOINT_DIR), *callbacks]
     maker = BatchMaker(config, vocab, d, 0, config.group_size, config.shared_negatives)
     maker.batch_size = batch_size = config.batch_size or auto_batch_size(
         corpus.raw_tokens, config.group_size, maker.peak_row_share())
@@ -219,8 +226,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         for epoch in range(start_epoch, config.epochs):
             e0 = time.perf_counter()
             loss, examples = 0.0, 0
-            for batch, done in prefetch(_epoch_batches(corpus, maker, config, epoch, planned),
-                                         config.workers > 1):
+            batches = _epoch_batches(corpus, maker, config, epoch, planned)
+            if side is not None:  # the attributes' integer work, in the producer thread too
+                batches = side.prepared(batches)
+            for batch, done in prefetch(batches, config.workers > 1):
                 if batch is None:  # end of a chunk: done = its raw tokens
                     if not np.isfinite(loss):
                         raise TrainingError(_diverged(config, epoch))
@@ -232,6 +241,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                     continue
                 loss += apply(w_in, w_out, batch)
                 examples += batch.examples
+                if side is not None:
+                    side.step(w_in, w_out, batch)
             seconds = time.perf_counter() - e0
             mean = loss / max(examples, 1)
             if not np.isfinite(mean) or not np.isfinite(w_in).all():
@@ -260,6 +271,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     advice = collapse_advice(manifest["mean_pair_cosine"])
     if advice:
         log.warning("%s", advice)
+    model.attributes = side.result() if side is not None else None
     if out is not None:
         model._write(out, export_word2vec)
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)

@@ -1,0 +1,234 @@
+"""Cold-start evaluation: how well are items nobody has engaged with served from their attributes?
+
+A share of the catalogue items seen in training is *held out entirely*: every engagement with them
+is removed from the training sessions, as if they had been added to the catalogue after training.
+The model is trained twice on what remains, without and with attributes, and next-item pairs
+``(query, next item)`` of the test sessions are scored by HR@k in three slices:
+
+* ``cold`` -- the query is a held-out item. pin2vec answers from the item's attribute vector,
+  matched against the trained items' attribute vectors as in the index;
+  the baselines are the most popular items and the most popular items sharing a value of one
+  attribute with the query (``popular-same-<column>``, each column separately; the best of them
+  is the bar the cold-start target is measured against);
+* ``warm`` -- the query was trained: learned vectors without vs with attributes;
+* ``tail`` -- warm queries with at most ``tail_max`` training engagements, where the attributes
+  (blended in with each of ``priors``, see :func:`recommender.index.cold.blend`) matter most.
+  With prior 0 the warm rows equal "pin2vec" exactly: attribute training leaves the item vectors
+  bit-identical unless ``AttributeConfig.update_context`` is set.
+
+Candidates are the trained items in every row (cold items are not returned as related items,
+like an index built without ``--cold-candidates``), so rows differ only in how they rank.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from recommender.core.catalog import column_of
+from recommender.core.errors import ConfigError
+from recommender.core.vectors import unit_rows
+from recommender.index.cold import blend, cold_scores
+from recommender.train import TrainConfig, train
+from recommender.train.attributes import AttributeConfig, CatalogAttributes
+
+
+@dataclass(frozen=True)
+class ColdEvalConfig:
+    """The held-out share and how results are cut."""
+
+    holdout: float = 0.2  # share of trained items (with attributes) held out entirely
+    k: int = 10
+    seed: int = 0
+    tail_max: int = 5  # warm queries with at most this many training engagements are the tail
+    priors: tuple[float, ...] = (0.0, 3.0)  # blending priors of the "with attributes" rows
+    popularity: tuple[float, ...] = (0.0, 0.03)  # cold-match popularity weights compared
+
+    def __post_init__(self):
+        if any(not p >= 0 for p in self.priors):
+            raise ConfigError(f"priors must be >= 0, got {self.priors!r}")
+        if not 0 < self.holdout < 1:
+            raise ConfigError(f"holdout must be in (0, 1), got {self.holdout!r}")
+        if self.k < 1:
+            raise ConfigError(f"k must be >= 1, got {self.k!r}")
+
+
+@dataclass
+class ColdResult:
+    slice: str  # cold | warm | tail
+    method: str
+    hr: float
+    queries: int
+
+    def as_dict(self) -> dict:
+        return {"slice": self.slice, "method": self.method, "hr": round(self.hr, 4),
+                "queries": self.queries}
+
+
+def _top_k(queries: np.ndarray, items: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
+    """Rows of the ``k`` best cosine matches of each query, never ``exclude[i]`` (-1: none)."""
+    out = np.empty((len(queries), k), np.int64)
+    q, m = unit_rows(queries.astype(np.float32)), unit_rows(items.astype(np.float32))
+    for s in range(0, len(q), 2048):
+        scores = q[s:s + 2048] @ m.T
+        ex = exclude[s:s + 2048]
+        rows = np.flatnonzero(ex >= 0)
+        scores[rows, ex[rows]] = -np.inf
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
+        out[s:s + 2048] = np.take_along_axis(top, order, 1)
+    return out
+
+
+def _hits(top: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    return (top == targets[:, None]).any(axis=1)
+
+
+class _PopularSame:
+    """Most popular trained items sharing a value of ``column`` with the query, then popular."""
+
+    def __init__(self, column, ids, counts, by_id, k):
+        self.k, self.popular = k, np.argsort(-counts, kind="stable")[: k + 1]
+        lists: dict[str, list[int]] = {}
+        for row in np.argsort(-counts, kind="stable"):
+            for t in by_id.get(ids[row], ()):
+                if column_of(t) == column:
+                    lists.setdefault(t, []).append(int(row))
+        self.lists, self.counts, self.column = lists, counts, column
+
+    def top(self, tokens: list[str], own: int) -> list[int]:
+        pool = {r for t in tokens if column_of(t) == self.column for r in self.lists.get(t, ())}
+        pool.discard(own)
+        best = sorted(pool, key=lambda r: (-self.counts[r], r))[: self.k]
+        for r in self.popular:
+            if len(best) == self.k:
+                break
+            if r != own and r not in best:
+                best.append(int(r))
+        return best
+
+
+def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequence[Sequence[str]],
+                  attributes: CatalogAttributes, train_config: TrainConfig = TrainConfig(),
+                  attribute_config: AttributeConfig = AttributeConfig(),
+                  config: ColdEvalConfig = ColdEvalConfig()) -> dict:
+    """Train without and with attributes on ``train_sessions`` minus the held-out items and score
+    the test pairs; returns ``{"results": [...], "speed": ..., "counts": ...}``."""
+    by_id = {i: t for i, t in zip(attributes.item_ids, attributes.item_tokens) if t}
+    seen = sorted({i for s in train_sessions for i in s})
+    eligible = [i for i in seen if i in by_id]
+    rng = np.random.default_rng([config.seed, 31])
+    held = set(rng.choice(eligible, int(round(config.holdout * len(eligible))), replace=False)
+               .tolist()) if eligible else set()
+    kept = [[i for i in s if i not in held] for s in train_sessions]
+    train_config = replace(train_config, progress=False)
+    t0 = time.perf_counter()
+    plain = train(kept, train_config)
+    t1 = time.perf_counter()
+    with_attrs = train(kept, train_config, attributes=(attributes, attribute_config))
+    t2 = time.perf_counter()
+    ids, counts = plain.item_ids, plain.counts
+    row = {i: r for r, i in enumerate(ids)}
+    attrs = with_attrs.attributes
+    # Test pairs, with targets as trained rows (-1: a target no method can return).
+    pairs = [(q, t) for s in test_sessions for q, t in zip(s[:-1], s[1:]) if q != t]
+    q_ids = [q for q, _ in pairs]
+    targets = np.array([row.get(t, -1) for _, t in pairs], np.int64)
+    cold = np.array([q in held for q in q_ids], bool)
+    warm = np.array([q in row for q in q_ids], bool)
+    q_rows = np.array([row.get(q, -1) for q in q_ids], np.int64)
+    q_counts = np.where(warm, counts[np.maximum(q_rows, 0)], 0)
+    tail = warm & (q_counts <= config.tail_max)
+    k = config.k
+    results: list[ColdResult] = []
+
+    def add(slice_, method, hits, mask):
+        results.append(ColdResult(slice_, method, float(hits[mask].mean()) if mask.any() else
+                                  float("nan"), int(mask.sum())))
+
+    popular = np.argsort(-counts, kind="stable")[: k + 1]
+    pop_hits = np.array([t in [r for r in popular if r != o][:k]
+                         for t, o in zip(targets.tolist(), q_rows.tolist())], bool)
+    columns = [s.name for s in attributes.schema.specs]
+    same = {c: _PopularSame(c, ids, counts, by_id, k) for c in columns}
+    same_hits = {c: np.array([t in p.top(by_id.get(q, []), o) if c0 else False
+                              for q, t, o, c0 in zip(q_ids, targets.tolist(), q_rows.tolist(),
+                                                     cold | tail)], bool)
+                 for c, p in same.items()}
+    # Cold queries: attribute vectors against the trained items' attribute vectors (their
+    # learned vector when they have none), as the index does (recommender/index/cold.py).
+    cold_idx = np.flatnonzero(cold)
+    item_vecs = with_attrs.vectors
+    own, own_has = attrs.compose([by_id.get(i, []) for i in ids])
+    space = np.where(own_has[:, None], own, item_vecs)
+    cold_hits = {b: np.zeros(len(pairs), bool) for b in config.popularity}
+    if len(cold_idx):
+        qv, has = attrs.compose([by_id.get(q_ids[i], []) for i in cold_idx])
+        for b in config.popularity:
+            scores = cold_scores(qv, space, counts, b)
+            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            cold_hits[b][cold_idx] = _hits(top, targets[cold_idx]) & has
+    # Warm queries: learned vectors without attributes, and with them (plus tail blending).
+    warm_idx = np.flatnonzero(warm)
+    plain_hits = np.zeros(len(pairs), bool)
+    attr_hits = {p: np.zeros(len(pairs), bool) for p in config.priors}
+    if len(warm_idx):
+        qr = q_rows[warm_idx]
+        plain_hits[warm_idx] = _hits(_top_k(plain.vectors[qr], plain.vectors, k, qr),
+                                     targets[warm_idx])
+        for prior in config.priors:
+            blended = np.array(item_vecs, np.float32)
+            if prior > 0:
+                blended[own_has] = blend(blended[own_has], own[own_has], counts[own_has], prior)
+            attr_hits[prior][warm_idx] = _hits(_top_k(blended[qr], blended, k, qr),
+                                               targets[warm_idx])
+    best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
+    for name, mask in (("cold", cold), ("warm", warm), ("tail", tail)):
+        add(name, "popular", pop_hits, mask)
+        if name != "warm":
+            for c in columns:
+                add(name, f"popular-same-{c}", same_hits[c], mask)
+        if name == "cold":
+            for b, hits in cold_hits.items():
+                add(name, "pin2vec attributes" + (f", popularity {b:g}" if b else ""), hits,
+                    mask)
+        else:
+            add(name, "pin2vec", plain_hits, mask)
+            for prior, hits in attr_hits.items():
+                add(name, f"pin2vec + attributes, prior {prior:g}", hits, mask)
+    plain_wps = plain.manifest.get("words_per_second") or 0.0
+    attr_wps = with_attrs.manifest.get("words_per_second") or 0.0
+    bar = same_hits[best][cold].mean() if cold.any() else float("nan")
+    ratios = {f"{b:g}": round(float(h[cold].mean() / bar), 3) if bar else None
+              for b, h in cold_hits.items()}
+    return {
+        "results": [r.as_dict() for r in results],
+        "cold_vs_best_attribute": {"column": best, "ratio": ratios},
+        "speed": {"words_per_second": round(plain_wps), "with_attributes": round(attr_wps),
+                  "ratio": round(attr_wps / plain_wps, 3) if plain_wps else None,
+                  "seconds": round(t1 - t0, 2), "seconds_with_attributes": round(t2 - t1, 2)},
+        "counts": {"held_out_items": len(held), "trained_items": len(ids),
+                   "pairs": len(pairs), **Counter({"cold": int(cold.sum()),
+                                                  "warm": int(warm.sum()),
+                                                  "tail": int(tail.sum())})},
+        "config": {"holdout": config.holdout, "k": k, "seed": config.seed,
+                   "tail_max": config.tail_max, "priors": list(config.priors),
+                   "popularity": list(config.popularity),
+                   "attributes": attribute_config.__dict__},
+    }
+
+
+def format_table(report: dict) -> str:
+    """The side-by-side table of :func:`evaluate_cold`'s results."""
+    lines = [f"{'slice':<6} {'method':<34} {'HR@k':>7} {'queries':>8}"]
+    for r in report["results"]:
+        lines.append(f"{r['slice']:<6} {r['method']:<34} {r['hr']:>7.4f} {r['queries']:>8}")
+    c, s = report["cold_vs_best_attribute"], report["speed"]
+    ratios = ", ".join(f"{v}x (popularity {b})" for b, v in c["ratio"].items())
+    lines.append(f"cold: pin2vec attributes / popular-same-{c['column']} = {ratios}; "
+                 f"training speed with attributes {s['ratio']}x")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""Cold items in the INDEX: rows for catalogue items with no or too few engagements.
+
+When the MODEL dir holds attribute vectors (``pin2vec train --catalog ... --catalog-attributes``),
+:func:`extend_rows` gives the index builder
+
+* the model's items in their order, each with its learned vector -- except items with fewer than
+  ``min_engagements`` training engagements, which take their attribute vector, and, with
+  ``prior > 0``, rare items, whose vector is blended towards their attribute vector with weight
+  ``prior / (count + prior)`` (shrinkage: the fewer the engagements, the more the attributes say);
+* then every catalogue item absent from the model that has at least one known attribute value,
+  with its attribute vector ("cold" rows).
+
+Cold rows are always *query* rows (``related(cold_id)`` answers). Their related items are found
+in *attribute space* (:func:`cold_table`): the cold item's attribute vector against every
+candidate's attribute vector (its learned vector if it has no known attribute), exact cosine.
+Matching attributes with attributes measured far better than matching them with learned
+vectors, which are noisy for rarely seen candidates (benchmarks/bench_coldstart.py). Cold rows
+are *candidates* (Annoy holds them, so they can be returned as related items of warm items, too)
+only with ``cold_candidates=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from recommender.core.attributes import AttributeVectors
+from recommender.core.errors import ConfigError
+from recommender.core.vectors import unit_rows
+from recommender.index.exact import exact_neighbors
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ColdConfig:
+    """How the index uses the model's attribute vectors (ignored for a model without them)."""
+
+    min_engagements: int = 1  # model items seen fewer times take their attribute vector
+    prior: float = 0.0  # > 0: blend rare items' vectors towards their attributes (engagements)
+    cold_candidates: bool = False  # cold items may be returned as related items, too
+    include_cold: bool = True  # False: no cold rows at all (the index as without a catalogue)
+    popularity: float = 0.0  # cold matches score cosine + this * log(1 + engagements)
+
+    def __post_init__(self):
+        if not isinstance(self.min_engagements, int) or self.min_engagements < 0:
+            raise ConfigError(
+                f"min_engagements must be a whole number >= 0, got {self.min_engagements!r}")
+        if not self.popularity >= 0:
+            raise ConfigError(f"cold popularity must be >= 0, got {self.popularity!r}")
+        if not self.prior >= 0:
+            raise ConfigError(f"attribute prior must be >= 0, got {self.prior!r}")
+
+
+@dataclass
+class ColdRows:
+    """The rows an index holds when the model has attribute vectors."""
+
+    ids: list[str]
+    counts: pa.Array
+    vectors: np.ndarray  # float32 [N, d]: the query vectors of every row
+    model_rows: int  # rows [0, model_rows) are the model's items
+    candidates: int  # rows [0, candidates) are in Annoy
+    attributes: AttributeVectors
+    stats: dict
+    space: np.ndarray  # float32 [N, d]: attribute vector of each row (learned one if it has none)
+
+
+def blend(item: np.ndarray, attr: np.ndarray, counts: np.ndarray, prior: float) -> np.ndarray:
+    """``(1 - w) * unit(item) + w * unit(attr)`` with ``w = prior / (count + prior)``, rescaled to
+    the item vector's length (so dot-product scoring keeps its scale)."""
+    w = (prior / (counts + prior))[:, None]
+    mixed = (1 - w) * unit_rows(item.astype(np.float64)) + w * unit_rows(attr.astype(np.float64))
+    norm = np.linalg.norm(item, axis=1, keepdims=True)
+    return (unit_rows(mixed) * norm).astype(np.float32)
+
+
+def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.ndarray,
+                config: ColdConfig, scoring: str) -> ColdRows | None:
+    """The index rows with cold items, or None when the model has no attribute vectors."""
+    if not (Path(model_dir) / "attributes.json").is_file():
+        return None
+    attrs = AttributeVectors.load(model_dir)
+    if attrs.item_ids is None:
+        return None
+    if config.cold_candidates and scoring != "similar":
+        raise ConfigError("--cold-candidates needs --scoring similar: cold items have no "
+                          "context vectors to be scored as complementary candidates")
+    by_id = dict(zip(attrs.item_ids, attrs.item_tokens))
+    n_model = len(ids)
+    count = counts.to_numpy(zero_copy_only=False).astype(np.int64)
+    attr_vecs, has = attrs.compose([by_id.get(i, []) for i in ids])
+    out = np.array(vectors, dtype=np.float32)
+    low = has & (count < config.min_engagements)
+    out[low] = attr_vecs[low]
+    blended = has & ~low
+    if config.prior > 0 and blended.any():
+        out[blended] = blend(out[blended], attr_vecs[blended], count[blended], config.prior)
+    known = set(ids)
+    cold_ids = [i for i in attrs.item_ids if i not in known] if config.include_cold else []
+    cold_vecs, cold_has = attrs.compose([by_id[i] for i in cold_ids])
+    cold_ids = [i for i, h in zip(cold_ids, cold_has) if h]
+    no_attrs = int((~cold_has).sum())
+    if no_attrs:
+        log.warning("%d catalogue item(s) have no engagements and no known attribute value; "
+                    "they get no index row", no_attrs)
+    all_ids = ids + cold_ids
+    all_counts = pa.concat_arrays([counts.cast(pa.int64()),
+                                   pa.array(np.zeros(len(cold_ids), np.int64))])
+    stacked = np.concatenate([out, cold_vecs[cold_has]]).astype(np.float32)
+    n_cand = len(all_ids) if config.cold_candidates else n_model
+    stats = {"warm": n_model - int(low.sum()), "cold": len(cold_ids) + int(low.sum()),
+             "cold_catalogue": len(cold_ids), "cold_below_min_engagements": int(low.sum()),
+             "tail_blended": int(blended.sum()) if config.prior > 0 else 0,
+             "catalogue_without_attributes": no_attrs,
+             "attribute_values": len(attrs)}
+    space = np.where(has[:, None], attr_vecs, vectors).astype(np.float32)
+    space = np.concatenate([space, stacked[n_model:]]).astype(np.float32)
+    return ColdRows(all_ids, all_counts, stacked, n_model, n_cand, attrs, stats, space)
+
+
+def cold_scores(queries: np.ndarray, space: np.ndarray, counts: np.ndarray,
+                popularity: float) -> np.ndarray:
+    """Scores of cold queries against candidates: cosine in attribute space, plus
+    ``popularity * log(1 + engagements)`` of the candidate when ``popularity > 0``."""
+    scores = unit_rows(np.asarray(queries, np.float32)) @ unit_rows(
+        np.asarray(space, np.float32)).T
+    if popularity:
+        scores += np.float32(popularity) * np.log1p(counts).astype(np.float32)[None, :]
+    return scores
+
+
+def cold_table(rows: ColdRows, k: int, popularity: float = 0.0,
+               block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Related items of the cold rows ``[model_rows, N)``: exact scores of :func:`cold_scores`
+    against the candidate rows' :attr:`ColdRows.space` (never the row itself)."""
+    n_model, n, n_cand = rows.model_rows, len(rows.ids), rows.candidates
+    if not popularity:
+        exclude = np.arange(n_model, n) if n_cand > n_model else None
+        return exact_neighbors(rows.vectors[n_model:], rows.space[:n_cand], k,
+                               metric="cosine", exclude_self_rows=exclude)
+    counts = rows.counts.to_numpy(zero_copy_only=False)[:n_cand]
+    kk = min(k, n_cand)
+    nbrs = np.full((n - n_model, k), -1, np.int32)
+    out = np.full((n - n_model, k), np.nan, np.float32)
+    for s in range(n_model, n, block):
+        e = min(s + block, n)
+        sc = cold_scores(rows.vectors[s:e], rows.space[:n_cand], counts, popularity)
+        if n_cand > n_model:  # cold rows are candidates too: never the row itself
+            sc[np.arange(e - s), np.arange(s, e)] = -np.inf
+        top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
+        top_sc = np.take_along_axis(sc, top, 1)
+        order = np.lexsort((top, -top_sc), axis=1)
+        nbrs[s - n_model:e - n_model, :kk] = np.take_along_axis(top, order, 1)
+        out[s - n_model:e - n_model, :kk] = np.take_along_axis(top_sc, order, 1)
+    bad = ~np.isfinite(out)
+    nbrs[bad], out[bad] = -1, np.nan
+    return nbrs, out
