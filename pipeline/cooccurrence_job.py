@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline._beam import FileSystems, beam
+from pipeline.npy import read_npy, write_npy
 from pipeline.runner import make_pipeline
 from pipeline.sessions_job import _filtered_worker_stderr
 from recommender.core.errors import ArtifactError
@@ -125,18 +126,6 @@ class SumArrays(beam.CombineFn):
         return acc
 
 
-def _write_npy(path: str, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    with FileSystems.create(path) as f:
-        f.write(buf.getvalue())
-
-
-def _read_npy(path: str) -> np.ndarray:
-    with FileSystems.open(path) as f:
-        return np.load(io.BytesIO(f.read()), allow_pickle=False)
-
-
 class TopKBucket(beam.DoFn):
     """(bucket, summed pairs) + item counts -> the bucket's rows of the table, as shard files."""
 
@@ -148,7 +137,7 @@ class TopKBucket(beam.DoFn):
         rows, nbrs, scores = self.counter.top_k(keys, weights, counts, self.n_items)
         stem = FileSystems.join(self.shard_dir, f"bucket-{bucket:05d}")
         for name, array in (("scores", scores), ("rows", rows), ("neighbors", nbrs)):
-            _write_npy(f"{stem}.{name}.npy", array)
+            write_npy(f"{stem}.{name}.npy", array)
         yield bucket
 
 
@@ -176,21 +165,21 @@ class Cooccurrence(beam.PTransform):
                                    counts=beam.pvalue.AsSingleton(counts))
         )
         _ = counts | "WriteCounts" >> beam.Map(
-            lambda c, path: _write_npy(path, c), FileSystems.join(self.shard_dir, "counts.npy"))
+            lambda c, path: write_npy(path, c), FileSystems.join(self.shard_dir, "counts.npy"))
         return done
 
 
 def gather(shard_dir: str, n_items: int, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(item counts int64 [2, V], neighbours int32 [V, K], scores float32 [V, K]) from shards."""
-    counts = _read_npy(FileSystems.join(shard_dir, "counts.npy"))
+    counts = read_npy(FileSystems.join(shard_dir, "counts.npy"))
     nbrs = np.full((n_items, k), -1, np.int32)
     scores = np.full((n_items, k), np.nan, np.float32)
     stems = sorted(m.path[: -len(".neighbors.npy")] for m in FileSystems.match(
         [FileSystems.join(shard_dir, "bucket-*.neighbors.npy")])[0].metadata_list)
     for stem in stems:
-        rows = _read_npy(f"{stem}.rows.npy")
-        nbrs[rows] = _read_npy(f"{stem}.neighbors.npy")
-        scores[rows] = _read_npy(f"{stem}.scores.npy")
+        rows = read_npy(f"{stem}.rows.npy")
+        nbrs[rows] = read_npy(f"{stem}.neighbors.npy")
+        scores[rows] = read_npy(f"{stem}.scores.npy")
     return counts, nbrs, scores
 
 

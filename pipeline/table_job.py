@@ -16,7 +16,6 @@ remote files to local scratch space before memory-mapping them, since Annoy need
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import tempfile
@@ -28,6 +27,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
+from pipeline.npy import read_npy, write_npy
 from pipeline.runner import is_local, make_pipeline
 from recommender.core.errors import ArtifactError
 
@@ -49,18 +49,6 @@ def shard_paths(shard_dir: str, start: int, end: int) -> tuple[str, str]:
     """The neighbour and score shard files of rows ``[start, end)``."""
     stem = FileSystems.join(shard_dir, f"rows-{start:012d}-{end:012d}")
     return stem + ".neighbors.npy", stem + ".scores.npy"
-
-
-def _write_npy(path: str, array: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    with FileSystems.create(path) as f:
-        f.write(buf.getvalue())
-
-
-def _read_npy(path: str) -> np.ndarray:
-    with FileSystems.open(path) as f:
-        return np.load(io.BytesIO(f.read()), allow_pickle=False)
 
 
 class QueryRanges(beam.DoFn):
@@ -85,8 +73,8 @@ class QueryRanges(beam.DoFn):
         start, end = bounds
         nbrs, scores = self._querier.query(start, end)
         nb_path, sc_path = shard_paths(self.shard_dir, start, end)
-        _write_npy(nb_path, nbrs)
-        _write_npy(sc_path, scores)
+        write_npy(nb_path, nbrs)
+        write_npy(sc_path, scores)
         self.items.inc(end - start)
         self.shards.inc()
         yield start, end
@@ -122,7 +110,7 @@ def gather(shard_dir: str, ranges: list[tuple[int, int]], k: int) -> tuple[np.nd
     for start, end in ranges:
         nb_path, sc_path = shard_paths(shard_dir, start, end)
         try:
-            nb, sc = _read_npy(nb_path), _read_npy(sc_path)
+            nb, sc = read_npy(nb_path), read_npy(sc_path)
         except (OSError, ValueError) as e:
             raise ArtifactError(f"related-table shard for rows {start}-{end} is unreadable: {e}")
         if nb.shape != (end - start, k) or sc.shape != (end - start, k):

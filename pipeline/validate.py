@@ -67,7 +67,7 @@ import pyarrow.compute as pc
 
 from pipeline._beam import beam
 from pipeline.coders import RawBatchCoder  # noqa: F401  (registers the Arrow coders)
-from pipeline.io.base import RawBatch, column_map, is_utf8
+from pipeline.io.base import RawBatch, column_map, is_encodable, is_utf8
 from pipeline.options import SessionizeConfig
 from pipeline.timeparse import PLAUSIBLE_FROM_US, add_offsets, parse_times
 from recommender.core.errors import Pin2VecError
@@ -136,7 +136,7 @@ def _jsonable(value, depth: int = 0):
         if len(value) > MAX_FIELD_BYTES:  # the dead letter keeps the start of a huge value
             value = f"{value[:1024]}... ({len(value):,} characters)"
         # a lone surrogate (JSON "\\ud800") cannot be written as UTF-8
-        return value if _encodable(value) else value.encode(
+        return value if is_encodable(value) else value.encode(
             "utf-8", errors="backslashreplace").decode("utf-8")
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
@@ -153,12 +153,6 @@ def _jsonable(value, depth: int = 0):
     return value
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def safe_values(column: pa.Array | pa.ChunkedArray) -> list:

@@ -54,3 +54,12 @@ def column_map(config: SessionizeConfig) -> dict[str, str]:
     if config.session_column:
         spec["session"] = config.session_column
     return spec
+
+
+def is_encodable(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8 (a lone surrogate such as ``"\\ud800"`` does not)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pyarrow as pa
 
-from pipeline.io.base import InputFile, RawBatch
+from pipeline.io.base import InputFile, RawBatch, is_encodable
 from pipeline.io.text import _text, damage_reject, damaged_batch, iter_lines, open_input
 
 _FAST_TYPES = (pa.types.is_string, pa.types.is_integer, pa.types.is_null)
@@ -104,7 +104,7 @@ def _slow(file, spec, lines, numbers) -> RawBatch:
         row = []
         for c in canon:
             v = obj.get(spec[c])
-            if isinstance(v, str) and not _encodable(v):  # "\\ud800": not a Unicode string
+            if isinstance(v, str) and not is_encodable(v):  # "\\ud800": not a Unicode string
                 rejects.append((number, "bad_encoding", text.rstrip("\r\n")))
                 row = None
                 break
@@ -129,12 +129,6 @@ def _slow(file, spec, lines, numbers) -> RawBatch:
     return RawBatch(file.index, file.path, pa.table(columns), rejects)
 
 
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 class _Duplicate(ValueError):

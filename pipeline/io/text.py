@@ -23,7 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline._beam import CompressionTypes, FileSystems
-from pipeline.io.base import InputFile, RawBatch, is_utf8
+from pipeline.io.base import InputFile, RawBatch, is_encodable, is_utf8
 
 CHUNK_BYTES = 16 << 20
 MAX_SPAN_BYTES = 1 << 20  # the most a quoted field spanning lines may hold before it is refused
@@ -363,7 +363,7 @@ class _CsvChunks:
                 rejects.append((first, "short_row" if len(row) < n_fields else "long_row", text))
                 continue
             fields = [row[p] for p in self.positions]
-            if not all(_encodable(v) for v in fields):
+            if not all(is_encodable(v) for v in fields):
                 rejects.append((first, "bad_encoding", text))
                 continue
             for column, value in zip(values, fields):
@@ -405,11 +405,3 @@ class _CsvChunks:
     def _emit(self, values, line_numbers, rejects) -> RawBatch:
         columns = {s: pa.array(v, pa.string()) for s, v in zip(self.used, values)}
         return self._batch(columns, line_numbers, rejects)
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
