@@ -180,6 +180,9 @@ class BatchMaker:
         # sees each update before the next pair; dealt out, neighbouring centres fall in
         # different batches and each reads the rows its neighbours just updated.
         nb = max(1, -(-total // self.batch_size))
+        if not self.cbow:
+            yield from self._strided_pairs(tokens, lo, count, total, nb, rng, lr_at)
+            return
         order = np.argsort(np.arange(n) % nb, kind="stable")
         count = count[order]
         cum = np.cumsum(count)
@@ -201,6 +204,17 @@ class BatchMaker:
                 yield self._cbow(tokens, order[a:c], ctx, cnt, rng, lr)
             else:
                 yield self._sgns(tokens[ctx], tokens[centre], rng, lr)
+
+    def _strided_pairs(self, tokens, lo, count, total, nb, rng, lr_at) -> Iterator[Batch]:
+        """Skip-gram batches that take every ``nb``-th pair of the chunk, so no batch holds two
+        pairs of one centre or of neighbouring centres (they share rows; see :meth:`batches`)."""
+        cum = np.cumsum(count)
+        for r in range(nb):
+            pid = np.arange(r, total, nb)
+            centre = np.searchsorted(cum, pid, "right")
+            ctx = lo[centre] + (pid - (cum[centre] - count[centre]))
+            ctx += ctx >= centre  # skip the centre itself
+            yield self._sgns(tokens[ctx], tokens[centre], rng, lr_at((r + 1) / nb))
 
     def _groups(self, out: np.ndarray, rng, examples: int):
         """Pad ``out`` to G*b, draw [G, S] shared negatives and the weight arrays."""
