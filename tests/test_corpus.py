@@ -95,3 +95,23 @@ def test_reads_a_sessions_dir_in_streamed_chunks(tmp_path):
     assert tokens.tolist() == [0, 1, 2, 1, 2, 0] and lengths.tolist() == [3, 1, 2]
     from_list = Corpus(sessions, min_count=2)
     assert from_list.vocab.digest() == from_dir.vocab.digest()
+
+
+def test_skipgram_batches_deal_pairs_round_robin():
+    # 12 distinct items in one session, window 2 without shrinking: 42 pairs; batches of 8 pairs
+    # make 6 batches of every 6th pair, so no batch holds two pairs of one centre (word2vec
+    # updates a row between them), and together they hold every pair once.
+    config = TrainConfig(sample=0, window=2, shrink_window=False, progress=False)
+    corpus = Corpus([[f"i{k:02d}" for k in range(12)]], 1)
+    maker = BatchMaker(config, corpus.vocab, 4, 8, 4, 2)
+    tokens, lengths = next(corpus.chunks())
+    batches = list(maker.batches(tokens, lengths, np.random.default_rng(0), lambda f: f))
+    assert [b.examples for b in batches] == [7] * 6
+    assert [b.lr for b in batches] == [(r + 1) / 6 for r in range(6)]
+    seen = []
+    for b in batches:
+        centres = b.out[:b.examples].tolist()
+        assert len(set(centres)) == len(centres)
+        seen += zip(b.inp[:b.examples].tolist(), centres)
+    expected = [(c, o) for o in range(12) for c in range(max(0, o - 2), min(12, o + 3)) if c != o]
+    assert sorted(seen) == sorted(expected)

@@ -185,10 +185,21 @@ class BatchMaker:
             lo, hi = np.maximum(s_start, pos - win), np.minimum(s_end, pos + win + 1)
         count = hi - lo - 1
         count[count < 0] = 0
-        cum = np.cumsum(count)
-        total = int(cum[-1]) if n else 0
+        total = int(count.sum())
         if total == 0:
             return
+        # Centres are dealt round-robin to the chunk's batches (batch r takes centres r, r + nb,
+        # r + 2 nb, ...). In corpus order one batch would hold a token's pairs with all its
+        # neighbours, the same input and output rows read stale many times over, where word2vec
+        # sees each update before the next pair; dealt out, neighbouring centres fall in
+        # different batches and each reads the rows its neighbours just updated.
+        nb = max(1, -(-total // self.batch_size))
+        if not self.cbow:
+            yield from self._strided_pairs(tokens, lo, count, total, nb, rng, lr_at)
+            return
+        order = np.argsort(np.arange(n) % nb, kind="stable")
+        count = count[order]
+        cum = np.cumsum(count)
         # Batch boundaries fall between centres, after about batch_size pairs each.
         cuts = np.searchsorted(cum, np.arange(self.batch_size, total, self.batch_size), "left") + 1
         bounds = np.unique(np.concatenate([[0], cuts, [n]]))
@@ -198,15 +209,26 @@ class BatchMaker:
             if pairs == 0:
                 continue
             first = cum[a] - count[a]
-            centre = np.repeat(np.arange(a, c), cnt)
+            centre = np.repeat(order[a:c], cnt)
             k = np.arange(pairs) - (np.repeat(cum[a:c] - cnt, cnt) - first)
             ctx = lo[centre] + k
             ctx += ctx >= centre  # skip the centre itself
             lr = lr_at(float(cum[c - 1]) / total)
             if self.cbow:
-                yield self._cbow(tokens, a, ctx, cnt, rng, lr)
+                yield self._cbow(tokens, order[a:c], ctx, cnt, rng, lr)
             else:
                 yield self._sgns(tokens[ctx], tokens[centre], rng, lr)
+
+    def _strided_pairs(self, tokens, lo, count, total, nb, rng, lr_at) -> Iterator[Batch]:
+        """Skip-gram batches that take every ``nb``-th pair of the chunk, so no batch holds two
+        pairs of one centre or of neighbouring centres (they share rows; see :meth:`batches`)."""
+        cum = np.cumsum(count)
+        for r in range(nb):
+            pid = np.arange(r, total, nb)
+            centre = np.searchsorted(cum, pid, "right")
+            ctx = lo[centre] + (pid - (cum[centre] - count[centre]))
+            ctx += ctx >= centre  # skip the centre itself
+            yield self._sgns(tokens[ctx], tokens[centre], rng, lr_at((r + 1) / nb))
 
     def _groups(self, out: np.ndarray, rng, examples: int):
         """Pad ``out`` to G*b, draw [G, S] shared negatives and the weight arrays."""
@@ -270,10 +292,10 @@ class BatchMaker:
                      out_flat, lr, examples, self.max_exp,
                      neg_scale=neg_scale)
 
-    def _cbow(self, tokens, first_centre, ctx, cnt, rng, lr) -> Batch:
+    def _cbow(self, tokens, centre_pos, ctx, cnt, rng, lr) -> Batch:
         has = cnt > 0
         examples = int(has.sum())
-        centres = tokens[np.flatnonzero(has) + first_centre]
+        centres = tokens[centre_pos[has]]
         padded_out, neg, pos_w, neg_w, out_flat, neg_scale = self._groups(centres, rng, examples)
         local = np.repeat(np.arange(examples), cnt[has])
         counts = np.ones(len(padded_out), dtype=np.float32)
