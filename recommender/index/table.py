@@ -176,12 +176,13 @@ def compute_table(
     return nbrs, scores
 
 
-def related_frame(item_ids: list[str], nbrs: np.ndarray, scores: np.ndarray) -> pa.Table:
+def related_frame(item_ids, nbrs: np.ndarray, scores: np.ndarray) -> pa.Table:
     """The table in long form: ``item_id``, ``rank`` (1 = best), ``related_item_id``, ``score``.
 
-    Padding entries (neighbour -1) are left out, so an item may have fewer than K rows.
+    ``item_ids``: a list of strings or a string ``pa.Array``. Padding entries (neighbour -1) are
+    left out, so an item may have fewer than K rows.
     """
-    ids = pa.array(item_ids, pa.string())
+    ids = item_ids if isinstance(item_ids, pa.Array) else pa.array(item_ids, pa.string())
     rows, cols = np.nonzero(nbrs >= 0)
     return pa.table(
         {

@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from recommender.core.artifacts import prepare_output_dir, write_manifest, write_parquet
 from recommender.core.integrity import check_table
+from recommender.index.table import PAD_NEIGHBOR, related_frame
 
-PAD_NEIGHBOR = -1
 FILL_SCORE = 0.0  # score of popular items filling a row that has fewer than K scored candidates
 
 
@@ -93,17 +93,6 @@ def fill_popular(nbrs: np.ndarray, scores: np.ndarray, popular: np.ndarray,
         scores[r[rr], slot[rr, cc]] = FILL_SCORE
         filled += len(rr)
     return filled
-
-
-def related_frame(item_ids: pa.Array, nbrs: np.ndarray, scores: np.ndarray) -> pa.Table:
-    """Long form ``item_id, rank, related_item_id, score`` without padding entries."""
-    rows, cols = np.nonzero(nbrs >= 0)
-    return pa.table({
-        "item_id": item_ids.take(pa.array(rows.astype(np.int64))),
-        "rank": pa.array((cols + 1).astype(np.int32)),
-        "related_item_id": item_ids.take(pa.array(nbrs[rows, cols].astype(np.int64))),
-        "score": pa.array(scores[rows, cols].astype(np.float32)),
-    })
 
 
 def write_index(table: ScoredTable, output_dir: str | Path, overwrite: bool = False,
