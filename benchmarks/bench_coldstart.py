@@ -83,6 +83,9 @@ def run(name: str, repeats: int, attribute_config: AttributeConfig, priors) -> d
     for b in merged["cold_vs_best_attribute"]["ratio"]:
         ratios = [rep["cold_vs_best_attribute"]["ratio"][b] or 0 for rep in reports]
         merged["cold_vs_best_attribute"]["ratio"][b] = round(float(np.median(ratios)), 3)
+    merged["cold_choices"] = [
+        f"{(rep['cold_choice'] or {}).get('scoring')} "
+        f"{(rep['cold_choice'] or {}).get('popularity', 0):g}" for rep in reports]
     return merged
 
 
@@ -105,6 +108,8 @@ def main(argv=None) -> int:
         report = run(name, args.repeats, attribute_config, priors)
         print(f"\n== {name}: {report['counts']}")
         print(format_table(report))
+        print(f"cold scoring chosen by validation on pseudo-cold items, per draw: "
+              f"{report['cold_choices']}")
     return 0
 
 

@@ -62,9 +62,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attribute-prior", type=float, default=c.prior,
                    help="blend rare items' vectors towards their attributes, weight "
                    "prior/(count+prior) (default %(default)s: off)")
+    p.add_argument("--cold-scoring", choices=("auto", "space", "context"), default=c.scoring,
+                   help="how cold items find related items: space = cosine of attribute "
+                   "vectors, context = attribute vector x context vectors (skip-gram logit); "
+                   "auto (default) = the model's choice, made by validation on pseudo-cold "
+                   "items at training time")
     p.add_argument("--cold-popularity", type=float, default=c.popularity,
-                   help="cold items' related items score cosine + this * log(1 + engagements) "
-                   "(default %(default)s; 0.03 helps where next items are mostly popular)")
+                   help="cold items' related items score + this * log(1 + engagements) "
+                   "(default: the model's validated choice)")
     p.add_argument("--cold-candidates", action="store_true",
                    help="cold items may also be returned as related items")
     p.add_argument("--overwrite", action="store_true", help="replace an existing INDEX dir")
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, progress=not args.quiet,
     )
     cold = ColdConfig(args.min_engagements, args.attribute_prior, args.cold_candidates,
-                      popularity=args.cold_popularity)
+                      popularity=args.cold_popularity, scoring=args.cold_scoring)
     m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite,
                     cold=cold)
     recall_text = "n/a" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"
@@ -120,5 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if m.get("cold"):
         print(f"cold start: {m['counts']['warm']} warm and {m['counts']['cold']} cold items "
-              f"({m['counts']['attribute_values']} attribute values)")
+              f"({m['counts']['attribute_values']} attribute values); cold items scored by "
+              f"{m['cold']['scoring']}, popularity {m['cold']['popularity']:g} "
+              f"({m['cold']['chosen_by']})")
     return 0

@@ -6,7 +6,9 @@ The model is trained twice on what remains, without and with attributes, and nex
 ``(query, next item)`` of the test sessions are scored by HR@k in three slices:
 
 * ``cold`` -- the query is a held-out item. pin2vec answers from the item's attribute vector,
-  matched against the trained items' attribute vectors as in the index;
+  scored against the trained items as the index scores cold rows: with the model's validated
+  choice (:mod:`recommender.train.cold_choice`, made on pseudo-cold items of the *kept*
+  training sessions, so the held-out items play no part in it), and with fixed alternatives;
   the baselines are the most popular items and the most popular items sharing a value of one
   attribute with the query (``popular-same-<column>``, each column separately; the best of them
   is the bar the cold-start target is measured against);
@@ -29,10 +31,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from recommender.core.attributes import cold_scores
 from recommender.core.catalog import column_of
 from recommender.core.errors import ConfigError
 from recommender.core.vectors import unit_rows
-from recommender.index.cold import blend, cold_scores
+from recommender.index.cold import blend
 from recommender.train import TrainConfig, train
 from recommender.train.attributes import AttributeConfig, CatalogAttributes
 
@@ -46,7 +49,9 @@ class ColdEvalConfig:
     seed: int = 0
     tail_max: int = 5  # warm queries with at most this many training engagements are the tail
     priors: tuple[float, ...] = (0.0, 3.0)  # blending priors of the "with attributes" rows
-    popularity: tuple[float, ...] = (0.0, 0.03)  # cold-match popularity weights compared
+    # Fixed cold scorings shown beside the model's validated choice: (scoring, popularity).
+    alternatives: tuple[tuple[str, float], ...] = (("space", 0.0), ("space", 0.03),
+                                                   ("context", 0.75))
 
     def __post_init__(self):
         if any(not p >= 0 for p in self.priors):
@@ -165,13 +170,17 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
     item_vecs = with_attrs.vectors
     own, own_has = attrs.compose([by_id.get(i, []) for i in ids])
     space = np.where(own_has[:, None], own, item_vecs)
-    cold_hits = {b: np.zeros(len(pairs), bool) for b in config.popularity}
+    choice = attrs.info.get("cold_scoring") or {"scoring": "space", "popularity": 0.0}
+    settings = {"default": (choice["scoring"], float(choice["popularity"]))}
+    settings.update({f"{sc} {b:g}": (sc, b) for sc, b in config.alternatives})
+    cold_hits = {key: np.zeros(len(pairs), bool) for key in settings}
     if len(cold_idx):
         qv, has = attrs.compose([by_id.get(q_ids[i], []) for i in cold_idx])
-        for b in config.popularity:
-            scores = cold_scores(qv, space, counts, b)
+        context = np.asarray(with_attrs.context_vectors)
+        for key, (scoring, b) in settings.items():
+            scores = cold_scores(qv, scoring, b, counts, space, context)
             top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            cold_hits[b][cold_idx] = _hits(top, targets[cold_idx]) & has
+            cold_hits[key][cold_idx] = _hits(top, targets[cold_idx]) & has
     # Warm queries: learned vectors without attributes, and with them (plus tail blending).
     warm_idx = np.flatnonzero(warm)
     plain_hits = np.zeros(len(pairs), bool)
@@ -193,9 +202,9 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
             for c in columns:
                 add(name, f"popular-same-{c}", same_hits[c], mask)
         if name == "cold":
-            for b, hits in cold_hits.items():
-                add(name, "pin2vec attributes" + (f", popularity {b:g}" if b else ""), hits,
-                    mask)
+            for key, hits in cold_hits.items():
+                add(name, "pin2vec attributes" + (" (validated default)" if key == "default"
+                                                  else f", {key}"), hits, mask)
         else:
             add(name, "pin2vec", plain_hits, mask)
             for prior, hits in attr_hits.items():
@@ -203,11 +212,12 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
     plain_wps = plain.manifest.get("words_per_second") or 0.0
     attr_wps = with_attrs.manifest.get("words_per_second") or 0.0
     bar = same_hits[best][cold].mean() if cold.any() else float("nan")
-    ratios = {f"{b:g}": round(float(h[cold].mean() / bar), 3) if bar else None
-              for b, h in cold_hits.items()}
+    ratios = {key: round(float(h[cold].mean() / bar), 3) if bar else None
+              for key, h in cold_hits.items()}
     return {
         "results": [r.as_dict() for r in results],
         "cold_vs_best_attribute": {"column": best, "ratio": ratios},
+        "cold_choice": attrs.info.get("cold_scoring"),
         "speed": {"words_per_second": round(plain_wps), "with_attributes": round(attr_wps),
                   "ratio": round(attr_wps / plain_wps, 3) if plain_wps else None,
                   "seconds": round(t1 - t0, 2), "seconds_with_attributes": round(t2 - t1, 2)},
@@ -217,18 +227,18 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                                                   "tail": int(tail.sum())})},
         "config": {"holdout": config.holdout, "k": k, "seed": config.seed,
                    "tail_max": config.tail_max, "priors": list(config.priors),
-                   "popularity": list(config.popularity),
+                   "alternatives": [list(a) for a in config.alternatives],
                    "attributes": attribute_config.__dict__},
     }
 
 
 def format_table(report: dict) -> str:
     """The side-by-side table of :func:`evaluate_cold`'s results."""
-    lines = [f"{'slice':<6} {'method':<34} {'HR@k':>7} {'queries':>8}"]
+    lines = [f"{'slice':<6} {'method':<40} {'HR@k':>7} {'queries':>8}"]
     for r in report["results"]:
-        lines.append(f"{r['slice']:<6} {r['method']:<34} {r['hr']:>7.4f} {r['queries']:>8}")
+        lines.append(f"{r['slice']:<6} {r['method']:<40} {r['hr']:>7.4f} {r['queries']:>8}")
     c, s = report["cold_vs_best_attribute"], report["speed"]
-    ratios = ", ".join(f"{v}x (popularity {b})" for b, v in c["ratio"].items())
+    ratios = ", ".join(f"{v}x ({b})" for b, v in c["ratio"].items())
     lines.append(f"cold: pin2vec attributes / popular-same-{c['column']} = {ratios}; "
                  f"training speed with attributes {s['ratio']}x")
     return "\n".join(lines)

@@ -55,10 +55,10 @@ _CLIP = 80.0
 
 MODES = ("mean", "each")
 MAX_TOKENS = 32  # tokens per item used in training (a longer tag list is cut)
-# A batch's token update is one dense [tokens, items] x [items, d] product while that matrix has
-# at most this many entries per (item, token) use (few distinct values: genres, years, categories:
-# measured 2x cheaper than the scatter), else a scatter of the uses.
-DENSE_SPREAD = 16
+# A batch's token update is one dense [tokens, items] x [items, d] product up to this many
+# tokens (genres, years, categories: measured 2x cheaper than a scatter), else a scatter.
+DENSE_TOKENS = 64
+_MASK64 = (1 << 64) - 1
 
 
 @dataclass
@@ -74,9 +74,8 @@ class _Prepared:
     context: np.ndarray | None  # scatter indices into the context vectors (update_context)
     inv: np.ndarray  # [m] example -> distinct input item
     inv_flat: np.ndarray  # scatter indices of inv
-    tokens: np.ndarray  # [t] distinct known tokens of the batch's items
-    spread: np.ndarray | None  # [t, items] gradient factor of each (token, item); or, when
-    # that matrix would be large, None and the per-use arrays below
+    spread: np.ndarray | None  # [tokens, items] gradient factor of each (token, item); or,
+    # with many tokens, None and the per-use arrays below
     use_item: np.ndarray | None  # [u] item of each (item, known token) use
     use_grad: np.ndarray | None  # [u] gradient factor of each use (lr scale, row cap included)
     use_flat: np.ndarray | None  # scatter indices of each use's token row
@@ -91,6 +90,7 @@ class AttributeConfig:
     update_context: bool = False  # attribute examples also move the output (context) vectors
     row_cap: float = 16.0  # max contributions' worth of update per token and batch; 0 = off
     lr_scale: float = 4.0  # learning rate of the attribute vectors relative to the items'
+    validation: float = 0.1  # share of items kept out of the replay to choose cold scoring; 0 off
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -99,6 +99,9 @@ class AttributeConfig:
             raise ConfigError(f"attribute share must be in (0, 1], got {self.share!r}")
         if not self.lr_scale > 0:
             raise ConfigError(f"attribute lr_scale must be > 0, got {self.lr_scale!r}")
+        if not 0 <= self.validation < 1:
+            raise ConfigError(f"attribute validation share must be in [0, 1), got "
+                              f"{self.validation!r}")
         if self.row_cap < 0:
             raise ConfigError(f"attribute row_cap must be >= 0, got {self.row_cap!r}")
 
@@ -115,6 +118,15 @@ class CatalogAttributes:
     def from_catalog(cls, catalog, specs, separator="|", buckets=5) -> CatalogAttributes:
         schema = AttributeSchema.fit(catalog, tuple(specs), separator, buckets)
         return cls(schema, list(catalog.item_ids), schema.item_tokens(catalog))
+
+
+def _uniform(seed: int, step: int) -> float:
+    """A uniform [0, 1) number from ``(seed, step)`` (splitmix64): which batches are replayed,
+    the same for any thread count and on resume, without a Generator per batch."""
+    z = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + 0x632BE59BD9B4E019) & _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return ((z ^ (z >> 31)) >> 11) / float(1 << 53)
 
 
 def _distinct(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -168,7 +180,8 @@ class AttributeTrainer:
     """Holds the token vectors and applies the attribute half of each minibatch."""
 
     def __init__(self, attributes: CatalogAttributes, item_ids: list[str], dim: int,
-                 config: AttributeConfig = AttributeConfig(), seed: int = 1):
+                 config: AttributeConfig = AttributeConfig(), seed: int = 1,
+                 item_counts: np.ndarray | None = None):
         self.config, self.seed, self.attributes = config, seed, attributes
         by_item = dict(zip(attributes.item_ids, attributes.item_tokens))
         owned = [list(dict.fromkeys(by_item.get(i, ()))) for i in item_ids]
@@ -199,6 +212,26 @@ class AttributeTrainer:
         self.vectors = ((rng.random((pad + 1, dim), dtype=np.float32) - 0.5) / dim)
         self.vectors[pad] = 0
         self.covered = int((self.lens > 0).sum())  # trained items with at least one token
+        # Pseudo-cold items: left out of the replay, they choose how cold items are scored
+        # (recommender/train/cold_choice.py).
+        self.pseudo = np.zeros(len(owned), bool)
+        with_tokens = np.flatnonzero(self.lens > 0)
+        n_pseudo = int(round(config.validation * len(with_tokens)))
+        if n_pseudo:
+            pick = np.random.default_rng([seed, 15485863]).choice(with_tokens, n_pseudo,
+                                                                  replace=False)
+            self.pseudo[pick] = True
+        self.cold_choice: dict | None = None
+        # Examples of pseudo-cold items and of items without a known value train nothing.
+        self.item_mask = ((self.lens > 0) & ~self.pseudo).astype(np.float32)
+        # Each token's share of the input examples (items weighted by their engagements), for
+        # the expected per-batch load the row cap divides by.
+        weight = (np.ones(len(owned)) if item_counts is None
+                  else np.asarray(item_counts, np.float64))
+        weight = weight / max(weight.sum(), 1e-12)
+        self.token_share = np.bincount(self.item_rows.ravel(), np.repeat(weight, width),
+                                       pad + 1)[:pad]
+        self._grad_cache: dict = {}
         self._step = 0
 
     def prepared(self, batches):
@@ -210,17 +243,14 @@ class AttributeTrainer:
             yield batch, done
 
     def prepare(self, batch):
-        """Which groups are replayed, their padded token rows, weights and scatter indices."""
+        """Whether ``batch`` is replayed; if so its token rows, weights and update indices."""
         self._step += 1
-        if not len(self.tokens):
+        # Whole batches are replayed (a share of them), not groups of every batch: the same
+        # number of examples in a quarter of the numpy calls, which dominate on small batches.
+        if not len(self.tokens) or _uniform(self.seed, self._step) >= self.config.share:
             return None
         g, b, _ = batch.neg_weight.shape
         d = self.vectors.shape[1]
-        rng = np.random.default_rng([self.seed, 104729, self._step])
-        # Whole batches are replayed (a share of them), not groups of every batch: the same
-        # number of examples in a quarter of the numpy calls, which dominate on small batches.
-        if rng.random() >= self.config.share:
-            return None
         if batch.centre_of_pair is None:  # skip-gram: the input item of each example
             owner = batch.inp
         else:  # CBOW: the first context item of each centre
@@ -229,40 +259,50 @@ class AttributeTrainer:
         # Examples of one batch share few distinct input items (an item is the input of every
         # pair in its window): compose and update per distinct item, then expand.
         items, inv, uses = _distinct(owner, len(self.item_rows))
-        lens = self.lens[items]
         if self.config.mode == "each":  # one random value of the item
+            rng = np.random.default_rng([self.seed, 104729, self._step])
+            lens = self.lens[items]
             col = (rng.random(len(items)) * np.maximum(lens, 1)).astype(np.int64)
             rows = self.item_rows[items, col][:, None]
             weights = (lens > 0).astype(np.float32)[:, None]
-            grad = weights
+            grad = weights * np.float32(self.config.lr_scale)
+            if self.config.row_cap:  # contributions per token: one per example using it
+                load = np.bincount(rows.ravel(), uses, len(self.tokens) + 1)[rows]
+                grad = grad * np.minimum(1.0, self.config.row_cap / np.maximum(load, 1)).astype(
+                    np.float32)
         else:  # the weighted mean of all its values
             rows, weights, grad = (self.item_rows[items], self.item_weights[items],
-                                   self.item_grad[items])
-        grad = grad * np.float32(self.config.lr_scale)
-        if self.config.row_cap:  # contributions per token: one per example using it
-            load = np.bincount(rows.ravel(), np.repeat(uses, rows.shape[1]),
-                               len(self.tokens) + 1)[rows]
-            grad = grad * np.minimum(1.0, self.config.row_cap / np.maximum(load, 1)).astype(
-                np.float32)
-        mask = (lens[inv] > 0).reshape(g, b).astype(np.float32)
-        out = batch.out
-        context = (_flat_rows(np.concatenate([out, batch.neg.ravel()]), d)
+                                   self._scaled_grad(g * b)[items])
+        mask = self.item_mask[owner].reshape(g, b)
+        context = (_flat_rows(np.concatenate([batch.out, batch.neg.ravel()]), d)
                    if self.config.update_context else None)
         # Updates are summed per distinct item, then per (item, known token) use: the pad
-        # slots of the padded token rows are dropped before the scatter.
+        # slots of the padded token rows are dropped before the update.
         flat = rows.ravel()
         use = np.flatnonzero(flat != len(self.tokens))
         if not len(use):  # no item of the batch has a known attribute value
             return None
         use_item, use_grad = use // rows.shape[1], grad.ravel()[use]
-        tokens, t_inv, _ = _distinct(flat[use], len(self.tokens))
         common = (rows, weights, batch.pos_weight * mask, batch.neg_weight * mask[..., None],
-                  out, batch.neg, context, inv, _flat_rows(inv, d), tokens)
-        if len(tokens) * len(items) <= DENSE_SPREAD * len(use):  # one small product per batch
-            spread = np.zeros((len(tokens), len(items)), np.float32)
-            spread[t_inv, use_item] = use_grad  # an item holds each token once
+                  batch.out, batch.neg, context, inv, _flat_rows(inv, d))
+        if len(self.tokens) <= DENSE_TOKENS:  # one small product per batch
+            spread = np.zeros((len(self.tokens), len(items)), np.float32)
+            spread[flat[use], use_item] = use_grad  # an item holds each token once
             return _Prepared(*common, spread, None, None, None)
         return _Prepared(*common, None, use_item, use_grad, _flat_rows(flat[use], d))
+
+    def _scaled_grad(self, examples: int) -> np.ndarray:
+        """Per (item, token slot) update factor: ``lr_scale`` times the mean's share, capped
+        for hot tokens at ``row_cap`` contributions' worth of the expected batch load (a token's
+        share of the input examples times ``examples``)."""
+        if examples not in self._grad_cache:
+            grad = self.item_grad * np.float32(self.config.lr_scale)
+            if self.config.row_cap:
+                load = examples * self.token_share
+                cap = np.minimum(1.0, self.config.row_cap / np.maximum(load, 1.0))
+                grad = grad * np.append(cap, 1.0).astype(np.float32)[self.item_rows]
+            self._grad_cache = {examples: grad}  # one batch size (and the last, shorter one)
+        return self._grad_cache[examples]
 
     def step(self, w_in: np.ndarray, w_out: np.ndarray, batch) -> None:
         """Replay ``batch`` with attribute inputs if it was drawn (in place)."""
@@ -290,11 +330,41 @@ class AttributeTrainer:
         scatter_add(per_item, p.inv_flat, grad_h)
         if p.spread is not None:
             with _one_blas_thread():  # a threaded GEMM this small waits on its threads
-                self.vectors[p.tokens] += p.spread @ per_item
+                self.vectors[:-1] += p.spread @ per_item
         else:
             per_use = per_item[p.use_item]
             per_use *= p.use_grad[:, None]
             scatter_add(self.vectors, p.use_flat, per_use)
+
+    def composed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Attribute vectors float32 [V, d] of the trained items (zeros without any known
+        value) and the mask of those with one -- :meth:`AttributeVectors.compose`, batched."""
+        vecs = np.empty((len(self.item_rows), self.vectors.shape[1]), np.float32)
+        for s in range(0, len(vecs), 4096):
+            vecs[s:s + 4096] = np.einsum("iw,iwd->id", self.item_weights[s:s + 4096],
+                                         self.vectors[self.item_rows[s:s + 4096]])
+        return vecs, self.lens > 0
+
+    def choose_cold(self, chunks, sessions: int, w_in: np.ndarray, w_out: np.ndarray,
+                    k: int = 10) -> dict:
+        """Choose the cold scoring on the pseudo-cold items' next-item pairs (see
+        :mod:`recommender.train.cold_choice`); kept in :attr:`cold_choice`."""
+        from recommender.train import cold_choice
+
+        own, has = self.composed()
+        if not self.pseudo.any():
+            self.cold_choice = {**cold_choice.DEFAULT,
+                                "chosen_by": "default (no validation items)"}
+            return self.cold_choice
+        limit = max(int(cold_choice.MAX_SCORES // max(len(own), 1)), cold_choice.MIN_PAIRS)
+        rng = np.random.default_rng([self.seed, 32452843])
+        q, t, early = cold_choice.validation_pairs(chunks, self.pseudo, sessions,
+                                                   min(limit, 5000), rng)
+        space = np.where(has[:, None], own, w_in)
+        choice = cold_choice.choose(own[q], q, t, early, space, w_out, k)
+        choice["validation"]["items"] = int(self.pseudo.sum())
+        self.cold_choice = choice
+        return choice
 
     def checkpoint_saver(self, directory: Path):
         """An epoch callback that saves the vectors and the step count beside the trainer's
@@ -322,7 +392,8 @@ class AttributeTrainer:
 
     def result(self, catalogue: bool = True) -> AttributeVectors:
         """The trained vectors as a contract object (with the catalogue's item tokens)."""
-        info = {"training": asdict(self.config), "trained_items_with_attributes": self.covered}
+        info = {"training": asdict(self.config), "trained_items_with_attributes": self.covered,
+                "cold_scoring": self.cold_choice}
         return AttributeVectors(
             self.attributes.schema, self.tokens, self.counts, self.vectors[:-1].copy(), info,
             self.attributes.item_ids if catalogue else None,
@@ -331,13 +402,13 @@ class AttributeTrainer:
 
 
 def attribute_trainer(attributes, item_ids, dim, seed, manifest,
-                      checkpoint=None) -> AttributeTrainer | None:
+                      checkpoint=None, counts=None) -> AttributeTrainer | None:
     """The trainer's hook: ``attributes`` is None or ``(CatalogAttributes, AttributeConfig)``;
     ``checkpoint`` is ``(checkpoint dir, epochs done)`` to resume from."""
     if attributes is None:
         return None
     catalog, config = attributes
-    side = AttributeTrainer(catalog, item_ids, dim, config, seed)
+    side = AttributeTrainer(catalog, item_ids, dim, config, seed, counts)
     if checkpoint is not None and checkpoint[1] > 0:
         side.restore(*checkpoint)
     manifest["attributes_training"] = {**asdict(config), "values": len(side.tokens),
