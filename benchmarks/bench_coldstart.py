@@ -95,14 +95,20 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--mode", default="mean", choices=["mean", "each"])
     p.add_argument("--share", type=float, default=AttributeConfig().share)
+    p.add_argument("--lr-scale", type=float, default=AttributeConfig().lr_scale)
+    p.add_argument("--validation", type=float, default=AttributeConfig().validation,
+                   help="share of items kept out of the replay to choose the cold scoring")
     p.add_argument("--update-context", action="store_true")
-    p.add_argument("--priors", default="0,3", help="tail-blending priors to compare (0,3)")
+    p.add_argument("--priors", default="0,1:2,3",
+                   help="tail blending compared: prior[:max engagements blended] (0,1:2,3)")
     args = p.parse_args(argv)
     attribute_config = AttributeConfig(mode=args.mode, share=args.share,
-                                       update_context=args.update_context)
+                                       update_context=args.update_context,
+                                       lr_scale=args.lr_scale, validation=args.validation)
     from recommender.evaluate.cold import format_table
 
-    priors = tuple(float(x) for x in args.priors.split(","))
+    priors = tuple((float(x.split(":")[0]), int(x.split(":")[1]) if ":" in x else 0)
+                   for x in args.priors.split(","))
     print(f"attributes: {attribute_config}, blending priors {priors}, medians of {args.repeats}")
     for name in args.logs.split(","):
         report = run(name, args.repeats, attribute_config, priors)

@@ -146,3 +146,25 @@ def test_count_based_index_gets_cold_rows(planted_model, tmp_path):
         write_index(table, tmp_path / "plain") and tmp_path / "plain").related("c0x0", k=5)
     assert pa.array(extended.item_ids).to_pylist()[-CLUSTERS:] == [f"c{c}x9"
                                                                    for c in range(CLUSTERS)]
+
+
+def test_default_blends_only_items_seen_at_most_twice(planted_model):
+    from recommender.index.cold import extend_rows
+
+    tmp, model, _ = planted_model
+    n = len(model.item_ids)
+    counts = pa.array(np.arange(n) % 4, pa.int64())  # 0, 1, 2, 3, 0, 1, ...
+    vectors = np.asarray(model.vectors)
+    rows = extend_rows(tmp / "model", list(model.item_ids), counts, vectors, ColdConfig(),
+                       "similar")
+    c = np.arange(n) % 4
+    same = np.all(rows.vectors[:n] == vectors, axis=1)
+    assert same[c == 3].all() and not same[(c == 1) | (c == 2)].any()
+    assert rows.stats["tail_blended"] == int(((c == 1) | (c == 2)).sum())
+    # prior_max_count 0 blends every item with engagements; prior 0 none.
+    every = extend_rows(tmp / "model", list(model.item_ids), counts, vectors,
+                        ColdConfig(prior_max_count=0), "similar")
+    assert not np.all(every.vectors[:n] == vectors, axis=1)[c == 3].any()
+    off = extend_rows(tmp / "model", list(model.item_ids), counts, vectors, ColdConfig(prior=0),
+                      "similar")
+    assert np.all(off.vectors[:n] == vectors, axis=1)[c > 0].all()

@@ -61,7 +61,10 @@ def _parser() -> argparse.ArgumentParser:
                    "(models trained with --catalog-attributes; default %(default)s)")
     p.add_argument("--attribute-prior", type=float, default=c.prior,
                    help="blend rare items' vectors towards their attributes, weight "
-                   "prior/(count+prior) (default %(default)s: off)")
+                   "prior/(count+prior) (default %(default)s; 0 = off)")
+    p.add_argument("--attribute-prior-max-count", type=int, default=c.prior_max_count,
+                   help="blend only items with at most this many engagements (default "
+                   "%(default)s; 0 = every item)")
     p.add_argument("--cold-scoring", choices=("auto", "space", "context"), default=c.scoring,
                    help="how cold items find related items: space = cosine of attribute "
                    "vectors, context = attribute vector x context vectors (skip-gram logit); "
@@ -105,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, progress=not args.quiet,
     )
     cold = ColdConfig(args.min_engagements, args.attribute_prior, args.cold_candidates,
-                      popularity=args.cold_popularity, scoring=args.cold_scoring)
+                      popularity=args.cold_popularity, scoring=args.cold_scoring,
+                      prior_max_count=args.attribute_prior_max_count)
     m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite,
                     cold=cold)
     recall_text = "n/a" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"

@@ -14,7 +14,8 @@ The model is trained twice on what remains, without and with attributes, and nex
   is the bar the cold-start target is measured against);
 * ``warm`` -- the query was trained: learned vectors without vs with attributes;
 * ``tail`` -- warm queries with at most ``tail_max`` training engagements, where the attributes
-  (blended in with each of ``priors``, see :func:`recommender.index.cold.blend`) matter most.
+  (blended in with each of ``priors``, see :func:`recommender.index.cold.blend`; the index
+  default blends items with at most 2 engagements at prior 1) matter most.
   With prior 0 the warm rows equal "pin2vec" exactly: attribute training leaves the item vectors
   bit-identical unless ``AttributeConfig.update_context`` is set.
 
@@ -35,7 +36,7 @@ from recommender.core.attributes import cold_scores
 from recommender.core.catalog import column_of
 from recommender.core.errors import ConfigError
 from recommender.core.vectors import unit_rows
-from recommender.index.cold import blend
+from recommender.index.cold import blend, blend_mask
 from recommender.train import TrainConfig, train
 from recommender.train.attributes import AttributeConfig, CatalogAttributes
 
@@ -48,13 +49,15 @@ class ColdEvalConfig:
     k: int = 10
     seed: int = 0
     tail_max: int = 5  # warm queries with at most this many training engagements are the tail
-    priors: tuple[float, ...] = (0.0, 3.0)  # blending priors of the "with attributes" rows
+    # Blending of the "with attributes" rows: (prior, max engagements blended, 0 = any item);
+    # (1, 2) is the index default (recommender.index.cold.ColdConfig).
+    priors: tuple[tuple[float, int], ...] = ((0.0, 0), (1.0, 2), (3.0, 0))
     # Fixed cold scorings shown beside the model's validated choice: (scoring, popularity).
     alternatives: tuple[tuple[str, float], ...] = (("space", 0.0), ("space", 0.03),
                                                    ("context", 0.75))
 
     def __post_init__(self):
-        if any(not p >= 0 for p in self.priors):
+        if any(not p >= 0 or m < 0 for p, m in self.priors):
             raise ConfigError(f"priors must be >= 0, got {self.priors!r}")
         if not 0 < self.holdout < 1:
             raise ConfigError(f"holdout must be in (0, 1), got {self.holdout!r}")
@@ -189,12 +192,13 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
         qr = q_rows[warm_idx]
         plain_hits[warm_idx] = _hits(_top_k(plain.vectors[qr], plain.vectors, k, qr),
                                      targets[warm_idx])
-        for prior in config.priors:
+        for prior, max_count in config.priors:
             blended = np.array(item_vecs, np.float32)
+            sel = own_has & blend_mask(counts, max_count)
             if prior > 0:
-                blended[own_has] = blend(blended[own_has], own[own_has], counts[own_has], prior)
-            attr_hits[prior][warm_idx] = _hits(_top_k(blended[qr], blended, k, qr),
-                                               targets[warm_idx])
+                blended[sel] = blend(blended[sel], own[sel], counts[sel], prior)
+            attr_hits[prior, max_count][warm_idx] = _hits(_top_k(blended[qr], blended, k, qr),
+                                                          targets[warm_idx])
     best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
     for name, mask in (("cold", cold), ("warm", warm), ("tail", tail)):
         add(name, "popular", pop_hits, mask)
@@ -207,8 +211,10 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                                                   else f", {key}"), hits, mask)
         else:
             add(name, "pin2vec", plain_hits, mask)
-            for prior, hits in attr_hits.items():
-                add(name, f"pin2vec + attributes, prior {prior:g}", hits, mask)
+            for (prior, max_count), hits in attr_hits.items():
+                add(name, f"pin2vec + attributes, prior {prior:g}"
+                    + (f" (<= {max_count} engagements)" if prior and max_count else ""),
+                    hits, mask)
     plain_wps = plain.manifest.get("words_per_second") or 0.0
     attr_wps = with_attrs.manifest.get("words_per_second") or 0.0
     bar = same_hits[best][cold].mean() if cold.any() else float("nan")
@@ -226,7 +232,7 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                                                   "warm": int(warm.sum()),
                                                   "tail": int(tail.sum())})},
         "config": {"holdout": config.holdout, "k": k, "seed": config.seed,
-                   "tail_max": config.tail_max, "priors": list(config.priors),
+                   "tail_max": config.tail_max, "priors": [list(p) for p in config.priors],
                    "alternatives": [list(a) for a in config.alternatives],
                    "attributes": attribute_config.__dict__},
     }

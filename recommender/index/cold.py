@@ -5,7 +5,8 @@ When the MODEL dir holds attribute vectors (``pin2vec train --catalog ... --cata
 
 * the model's items in their order, each with its learned vector -- except items with fewer than
   ``min_engagements`` training engagements, which take their attribute vector, and, with
-  ``prior > 0``, rare items, whose vector is blended towards their attribute vector with weight
+  ``prior > 0``, rare items (at most ``prior_max_count`` engagements; by default items seen once
+  or twice, prior 1), whose vector is blended towards their attribute vector with weight
   ``prior / (count + prior)`` (shrinkage: the fewer the engagements, the more the attributes say);
 * then every catalogue item absent from the model that has at least one known attribute value,
   with its attribute vector ("cold" rows).
@@ -47,7 +48,12 @@ class ColdConfig:
     """How the index uses the model's attribute vectors (ignored for a model without them)."""
 
     min_engagements: int = 1  # model items seen fewer times take their attribute vector
-    prior: float = 0.0  # > 0: blend rare items' vectors towards their attributes (engagements)
+    # Blend the vectors of items with at most prior_max_count engagements (0: any item) towards
+    # their attributes, weight prior / (count + prior); 0 = off. Default: items seen once or
+    # twice, by measurement (benchmarks/bench_coldstart.py: tail HR@10 up on every log, warm
+    # within 0.001; blending every item cost 0.004-0.012 of warm HR@10 on the dense log).
+    prior: float = 1.0
+    prior_max_count: int = 2
     cold_candidates: bool = False  # cold items may be returned as related items, too
     include_cold: bool = True  # False: no cold rows at all (the index as without a catalogue)
     # How cold rows find related items (recommender.core.attributes.cold_scores): "space"
@@ -68,6 +74,9 @@ class ColdConfig:
             raise ConfigError(f"cold popularity must be >= 0, got {self.popularity!r}")
         if not self.prior >= 0:
             raise ConfigError(f"attribute prior must be >= 0, got {self.prior!r}")
+        if not isinstance(self.prior_max_count, int) or self.prior_max_count < 0:
+            raise ConfigError(f"prior_max_count must be a whole number >= 0 (0 = any item), "
+                              f"got {self.prior_max_count!r}")
 
 
 @dataclass
@@ -102,6 +111,13 @@ def resolve(config: ColdConfig, attrs: AttributeVectors) -> tuple[str, float, st
     return scoring, popularity, how
 
 
+def blend_mask(counts: np.ndarray, max_count: int) -> np.ndarray:
+    """Items whose vectors are blended towards their attributes: ``counts <= max_count``, or all
+    items when ``max_count`` is 0."""
+    counts = np.asarray(counts)
+    return counts <= max_count if max_count else np.ones(len(counts), bool)
+
+
 def blend(item: np.ndarray, attr: np.ndarray, counts: np.ndarray, prior: float) -> np.ndarray:
     """``(1 - w) * unit(item) + w * unit(attr)`` with ``w = prior / (count + prior)``, rescaled to
     the item vector's length (so dot-product scoring keeps its scale)."""
@@ -130,7 +146,7 @@ def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.n
     out = np.array(vectors, dtype=np.float32)
     low = has & (count < config.min_engagements)
     out[low] = attr_vecs[low]
-    blended = has & ~low
+    blended = has & ~low & blend_mask(count, config.prior_max_count)
     if config.prior > 0 and blended.any():
         out[blended] = blend(out[blended], attr_vecs[blended], count[blended], config.prior)
     known = set(ids)
