@@ -168,3 +168,16 @@ def test_default_blends_only_items_seen_at_most_twice(planted_model):
     off = extend_rows(tmp / "model", list(model.item_ids), counts, vectors, ColdConfig(prior=0),
                       "similar")
     assert np.all(off.vectors[:n] == vectors, axis=1)[c > 0].all()
+
+
+def test_pick_prefers_the_smaller_weight_unless_the_larger_wins_beyond_noise():
+    grid = (("space", 0.0), ("space", 0.1), ("context", 0.0), ("context", 1.0))
+    hits = np.zeros((100, 4), bool)
+    hits[:30, 0] = True
+    hits[5:36, 1] = True  # one pair more, 11 pairs differ: within a paired standard error
+    assert cold_choice.pick(hits, grid) == 0
+    hits[:60, 1] = True  # 30 pairs more: beyond it
+    assert cold_choice.pick(hits, grid) == 1
+    hits[:70, 3] = True  # the best is context 1; context 0 is far below it
+    hits[:10, 2] = True
+    assert cold_choice.pick(hits, grid) == 3

@@ -58,6 +58,9 @@ MAX_TOKENS = 32  # tokens per item used in training (a longer tag list is cut)
 # A batch's token update is one dense [tokens, items] x [items, d] product up to this many
 # tokens (genres, years, categories: measured 2x cheaper than a scatter), else a scatter.
 DENSE_TOKENS = 64
+# Examples pooled per replay: the batches drawn for replay are replayed together until they
+# hold this many (a small corpus has batches of 256-512; numpy's per-call cost dominated).
+MERGE_EXAMPLES = 2048
 _MASK64 = (1 << 64) - 1
 
 
@@ -71,6 +74,7 @@ class _Prepared:
     neg_weight: np.ndarray
     out: np.ndarray
     neg: np.ndarray
+    neg_scale: np.ndarray | None
     context: np.ndarray | None  # scatter indices into the context vectors (update_context)
     inv: np.ndarray  # [m] example -> distinct input item
     inv_flat: np.ndarray  # scatter indices of inv
@@ -235,27 +239,79 @@ class AttributeTrainer:
         self._step = 0
 
     def prepared(self, batches):
-        """Attach each batch's integer work (:meth:`prepare`) as it is made: wrapped around the
-        trainer's batch generator, this runs in the producer thread, ahead of the float math."""
+        """Attach the attribute replay's integer work to the batches as they are made: wrapped
+        around the trainer's batch generator, this runs in the producer thread, ahead of the
+        float math.
+
+        A share of the batches is drawn for replay. Their examples are pooled until there are
+        :data:`MERGE_EXAMPLES` (or the chunk ends) and replayed together with the batch at hand:
+        small batches (a small corpus) would otherwise pay numpy's per-call cost per replay.
+        Pools never cross a chunk end, so a run resumed after an epoch replays the same pools.
+        """
+        pending: list = []
+        held = None  # the latest batch, yielded once we know whether a chunk ends after it
         for batch, done in batches:
-            if batch is not None:
-                batch.attributes = self.prepare(batch)
-            yield batch, done
+            if batch is None:
+                if held is not None:
+                    held.attributes = self._build(pending)
+                    pending = []
+                    yield held, 0
+                    held = None
+                yield batch, done
+                continue
+            if held is not None:
+                held.attributes = None
+                yield held, 0
+                held = None
+            if self._drawn():
+                pending.append(batch)
+            if pending and sum(x.neg_weight.shape[0] * x.neg_weight.shape[1]
+                               for x in pending) >= MERGE_EXAMPLES:
+                batch.attributes = self._build(pending)
+                pending = []
+                yield batch, 0
+            else:
+                held = batch
+        if held is not None:
+            held.attributes = self._build(pending)
+            yield held, 0
+
+    def _drawn(self) -> bool:
+        """Whether the next batch is replayed (a ``share`` of them, by a hash of the step)."""
+        self._step += 1
+        return bool(len(self.tokens)) and _uniform(self.seed, self._step) < self.config.share
 
     def prepare(self, batch):
-        """Whether ``batch`` is replayed; if so its token rows, weights and update indices."""
-        self._step += 1
-        # Whole batches are replayed (a share of them), not groups of every batch: the same
-        # number of examples in a quarter of the numpy calls, which dominate on small batches.
-        if not len(self.tokens) or _uniform(self.seed, self._step) >= self.config.share:
+        """:meth:`_build` for one batch if it is drawn for replay, else None."""
+        return self._build([batch]) if self._drawn() else None
+
+    def _build(self, batches):
+        """The replay of the examples of ``batches``: token rows, weights, update indices."""
+        if not batches:
             return None
-        g, b, _ = batch.neg_weight.shape
+        owners = []
+        for batch in batches:
+            g, b, _ = batch.neg_weight.shape
+            if batch.centre_of_pair is None:  # skip-gram: the input item of each example
+                owners.append(batch.inp)
+            else:  # CBOW: the first context item of each centre
+                first = np.searchsorted(batch.centre_of_pair, np.arange(g * b))
+                owners.append(batch.inp[np.minimum(first, len(batch.inp) - 1)])
+        one = batches[0].neg_weight.shape  # a whole batch: the unit of the row cap
+        if len(batches) == 1:
+            batch = batches[0]
+            owner, out, neg = owners[0], batch.out, batch.neg
+            pos_weight, neg_weight, neg_scale = batch.pos_weight, batch.neg_weight, batch.neg_scale
+        else:
+            owner = np.concatenate(owners)
+            out = np.concatenate([x.out for x in batches])
+            neg = np.concatenate([x.neg for x in batches])
+            pos_weight = np.concatenate([x.pos_weight for x in batches])
+            neg_weight = np.concatenate([x.neg_weight for x in batches])
+            neg_scale = (np.concatenate([x.neg_scale for x in batches])
+                         if batches[0].neg_scale is not None else None)
+        g, b, _ = neg_weight.shape
         d = self.vectors.shape[1]
-        if batch.centre_of_pair is None:  # skip-gram: the input item of each example
-            owner = batch.inp
-        else:  # CBOW: the first context item of each centre
-            first = np.searchsorted(batch.centre_of_pair, np.arange(g * b))
-            owner = batch.inp[np.minimum(first, len(batch.inp) - 1)]
         # Examples of one batch share few distinct input items (an item is the input of every
         # pair in its window): compose and update per distinct item, then expand.
         items, inv, uses = _distinct(owner, len(self.item_rows))
@@ -272,9 +328,9 @@ class AttributeTrainer:
                     np.float32)
         else:  # the weighted mean of all its values
             rows, weights, grad = (self.item_rows[items], self.item_weights[items],
-                                   self._scaled_grad(g * b)[items])
+                                   self._scaled_grad(one[0] * one[1])[items])
         mask = self.item_mask[owner].reshape(g, b)
-        context = (_flat_rows(np.concatenate([batch.out, batch.neg.ravel()]), d)
+        context = (_flat_rows(np.concatenate([out, neg.ravel()]), d)
                    if self.config.update_context else None)
         # Updates are summed per distinct item, then per (item, known token) use: the pad
         # slots of the padded token rows are dropped before the update.
@@ -283,8 +339,8 @@ class AttributeTrainer:
         if not len(use):  # no item of the batch has a known attribute value
             return None
         use_item, use_grad = use // rows.shape[1], grad.ravel()[use]
-        common = (rows, weights, batch.pos_weight * mask, batch.neg_weight * mask[..., None],
-                  batch.out, batch.neg, context, inv, _flat_rows(inv, d))
+        common = (rows, weights, pos_weight * mask, neg_weight * mask[..., None], out, neg,
+                  neg_scale, context, inv, _flat_rows(inv, d))
         if len(self.tokens) <= DENSE_TOKENS:  # one small product per batch
             spread = np.zeros((len(self.tokens), len(items)), np.float32)
             spread[flat[use], use_item] = use_grad  # an item holds each token once
@@ -322,9 +378,8 @@ class AttributeTrainer:
             grad_h = input_gradient(h, u_pos, u_neg, p.pos_weight, p.neg_weight, batch.lr,
                                     batch.max_exp)
         else:
-            neg_scale = batch.neg_scale
             _, grad_h, grad_pos, _ = sgns_loss_grad(h, u_pos, u_neg, p.pos_weight, p.neg_weight,
-                                                    -batch.lr, neg_scale, batch.max_exp)
+                                                    -batch.lr, p.neg_scale, batch.max_exp)
             scatter_add(w_out, p.context, grad_pos.base)
         per_item = np.zeros((len(p.rows), d), np.float32)
         scatter_add(per_item, p.inv_flat, grad_h)

@@ -1,15 +1,18 @@
 """How cold items are matched, chosen by validation on the training data (pseudo-cold items).
 
-A share of the trained items that carry attribute values (``AttributeConfig.validation``, 10%) is
-left out of the attribute replay (:mod:`recommender.train.attributes`): their engagements still
-train the item vectors, but no attribute vector learns from them, so to the attributes they are
-as new as a product added after training. After the last epoch, the next-item pairs of the
-training sessions whose query is one of them are scored from the query's attribute vector
-alone, with every setting of :data:`GRID` (:func:`recommender.core.attributes.cold_scores`:
-cosine in attribute space or the skip-gram logit against the context vectors, each plus a
-popularity weight), and the setting with the best HR@10 is recorded in the MODEL
-(``attributes.json`` ``cold_scoring``, manifest ``attributes_training.cold_scoring``). The index
-uses it for cold rows unless told otherwise. Nothing outside the training sessions is read.
+A share of the trained items that carry attribute values (``AttributeConfig.validation``, 10%)
+is left out of the attribute replay (:mod:`recommender.train.attributes`): their engagements
+still train the item vectors, but no attribute vector learns from them, so to the attributes
+they are as new as a product added after training. After the last epoch, the next-item pairs
+whose query is one of them, taken from the latest 30% of the training sessions, are scored from
+the query's attribute vector alone with every setting of :data:`GRID`
+(:func:`recommender.core.attributes.cold_scores`: cosine in attribute space or the skip-gram
+logit against the context vectors, each plus a popularity weight that reads the engagements of
+the earlier sessions, as the test reads training counts). The best HR@10 names the scoring;
+within it, the smallest popularity weight whose HR@10 is within one paired standard error of
+the best is chosen (:func:`pick`) and recorded in the MODEL (``attributes.json``
+``cold_scoring``, manifest ``attributes_training.cold_scoring``). The index uses it for cold
+rows unless told otherwise. Nothing outside the training sessions is read.
 
 The popularity weight matters because logs differ: on a rating-like log the item after a new
 film is mostly a popular one (a large weight wins), in click sessions of fading products it is
@@ -71,13 +74,13 @@ def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
     return q, t, early
 
 
-def hit_rates(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, counts: np.ndarray,
+def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, counts: np.ndarray,
               space: np.ndarray, context: np.ndarray, k: int = 10, grid=GRID,
-              block: int = 512) -> list[float]:
-    """HR@k of every ``grid`` setting: a pair is a hit when fewer than ``k`` candidates (never
-    the query item itself) rank above its next item (a higher score, or an equal one and a lower
-    row, as the index breaks ties)."""
-    hits = np.zeros(len(grid))
+              block: int = 512) -> np.ndarray:
+    """bool [pairs, settings]: whether each pair is a hit at ``k`` under each ``grid`` setting:
+    fewer than ``k`` candidates (never the query item itself) rank above its next item (a higher
+    score, or an equal one and a lower row, as the index breaks ties)."""
+    hits = np.zeros((len(q_rows), len(grid)), bool)
     rows = np.arange(len(q_rows))
     cols = np.arange(len(counts))[None]
     for s in range(0, len(q_rows), block):
@@ -92,19 +95,41 @@ def hit_rates(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, coun
             st = sc[r, targets[s:e]][:, None]
             # Ties rank the lower row (the more engaged item) first, as the index does.
             above = ((sc > st) | ((sc == st) & (cols < targets[s:e, None]))).sum(axis=1)
-            hits[g] += int((above < k).sum())
-    return (hits / max(len(q_rows), 1)).tolist()
+            hits[s:e, g] = above < k
+    return hits
+
+
+def hit_rates(*args, **kwargs) -> list[float]:
+    """HR@k of every setting (:func:`pair_hits` averaged over the pairs)."""
+    hits = pair_hits(*args, **kwargs)
+    return hits.mean(axis=0).tolist() if len(hits) else [0.0] * hits.shape[1]
+
+
+def pick(hits: np.ndarray, grid=GRID) -> int:
+    """The setting chosen from per-pair hits: the best HR's scoring family, and in it the
+    smallest popularity weight whose HR is within one paired standard error of the best (the
+    one-standard-error rule: a larger weight must earn its place beyond noise)."""
+    rates = hits.mean(axis=0)
+    best = int(np.argmax(rates))  # the first of equals
+    family = [g for g, (scoring, _) in enumerate(grid) if scoring == grid[best][0]]
+    for g in sorted(family, key=lambda g: grid[g][1]):
+        diff = hits[:, best].astype(np.float64) - hits[:, g]
+        se = diff.std(ddof=1) / np.sqrt(len(diff))
+        if rates[best] - rates[g] <= se:
+            return g
+    return best
 
 
 def choose(queries, q_rows, targets, counts, space, context, k: int = 10) -> dict:
-    """The best :data:`GRID` setting on the validation pairs, with what it was chosen from."""
+    """The :data:`GRID` setting chosen (:func:`pick`) on the validation pairs, with the HR of
+    every setting."""
     pairs = len(q_rows)
     if pairs < MIN_PAIRS:
         return {**DEFAULT, "chosen_by": f"default (only {pairs} validation pairs)",
                 "validation": {"pairs": pairs}}
-    rates = hit_rates(queries, q_rows, targets, counts, space, context, k)
-    best = int(np.argmax(rates))  # the first of equals: the simplest setting
-    scoring, weight = GRID[best]
+    hits = pair_hits(queries, q_rows, targets, counts, space, context, k)
+    rates = hits.mean(axis=0).tolist()
+    scoring, weight = GRID[pick(hits)]
     return {"scoring": scoring, "popularity": weight, "chosen_by": "validation",
             "validation": {"pairs": pairs, "k": k,
                            "hr": {f"{s} {w:g}": round(h, 4) for (s, w), h in zip(GRID, rates)}}}
