@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         recall_sample=args.recall_sample, seed=args.seed, n_jobs=args.n_jobs,
         batch_size=args.batch_size, progress=not args.quiet,
     )
-    cold = ColdConfig(args.min_engagements, args.attribute_prior, args.cold_candidates,
+    cold = ColdConfig(min_engagements=args.min_engagements, prior=args.attribute_prior,
+                      cold_candidates=args.cold_candidates,
                       popularity=args.cold_popularity, scoring=args.cold_scoring,
                       prior_max_count=args.attribute_prior_max_count)
     m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite,

@@ -48,12 +48,11 @@ class ColdConfig:
     """How the index uses the model's attribute vectors (ignored for a model without them)."""
 
     min_engagements: int = 1  # model items seen fewer times take their attribute vector
-    # Blend the vectors of items with at most prior_max_count engagements (0: any item) towards
+    # Blend the vectors of items with at most prior_max_count (below) engagements (0: any) towards
     # their attributes, weight prior / (count + prior); 0 = off. Default: items seen once or
     # twice, by measurement (benchmarks/bench_coldstart.py: tail HR@10 up on every log, warm
     # within 0.001; blending every item cost 0.004-0.012 of warm HR@10 on the dense log).
     prior: float = 1.0
-    prior_max_count: int = 2
     cold_candidates: bool = False  # cold items may be returned as related items, too
     include_cold: bool = True  # False: no cold rows at all (the index as without a catalogue)
     # How cold rows find related items (recommender.core.attributes.cold_scores): "space"
@@ -62,6 +61,7 @@ class ColdConfig:
     # on pseudo-cold items when it was trained (recommender/train/cold_choice.py).
     popularity: float | None = None
     scoring: str = "auto"
+    prior_max_count: int = 2  # see prior
 
     def __post_init__(self):
         if self.scoring not in ("auto", *COLD_SCORINGS):
