@@ -138,3 +138,31 @@ class AttributeVectors:
                 if k not in ("format_version", "kind", "schema", "values", "dim")}
         return cls(schema, values.column("token").to_pylist(),
                    values.column("items").to_numpy(), np.asarray(vectors), info, ids, tokens)
+
+
+# --- scoring cold queries -----------------------------------------------------------------------
+
+COLD_SCORINGS = ("space", "context")
+
+
+def cold_scores(queries: np.ndarray, scoring: str, popularity: float, counts: np.ndarray,
+                space: np.ndarray | None = None, context: np.ndarray | None = None) -> np.ndarray:
+    """Scores float32 [n, candidates] of cold queries (attribute vectors) against candidates.
+
+    ``scoring="space"``: cosine with the candidates' attribute vectors (``space``);
+    ``"context"``: the skip-gram logit ``query · context`` with the candidates' output (context)
+    vectors -- what the attributes were trained to predict, the W·C scoring of warm items. Both
+    add ``popularity * log(1 + engagements)`` of the candidate (``counts``).
+    """
+    from recommender.core.vectors import unit_rows
+
+    queries = np.asarray(queries, np.float32)
+    if scoring == "space":
+        scores = unit_rows(queries) @ unit_rows(np.asarray(space, np.float32)).T
+    elif scoring == "context":
+        scores = queries @ np.asarray(context, np.float32).T
+    else:
+        raise ValueError(f"cold scoring must be one of {COLD_SCORINGS}, not {scoring!r}")
+    if popularity:
+        scores += np.float32(popularity) * np.log1p(np.asarray(counts)).astype(np.float32)[None]
+    return scores

@@ -42,7 +42,7 @@ from recommender.core.integrity import check_table, verify_files
 from recommender.index import table as related_table
 from recommender.index.backends import BACKENDS, available, get_backend
 from recommender.index.backends.annoy import auto_search_k, auto_trees
-from recommender.index.cold import ColdConfig, cold_table, extend_rows
+from recommender.index.cold import ColdConfig, cold_manifest, cold_table, extend_rows
 from recommender.index.exact import exact_neighbors, recall
 
 __all__ = ["IndexConfig", "build_index", "choose_backend", "exact_neighbors", "recall",
@@ -223,7 +223,8 @@ def build_index(
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     model_manifest, ids, counts, vectors, context = _load_model(model_dir)
-    rows = extend_rows(model_dir, ids, counts, vectors, cold, config.scoring)  # cold items
+    rows = extend_rows(model_dir, ids, counts, vectors, cold, config.scoring,
+                       context)  # cold items
     if rows is not None:
         ids, counts, vectors = rows.ids, rows.counts, rows.vectors
     n, dim = vectors.shape
@@ -297,8 +298,8 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
         )
     backend.close()
     if rows is not None:  # cold rows: matched in attribute space
-        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores), cold_table(rows, config.k,
-                                                                           cold.popularity)))
+        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores),
+                                                        cold_table(rows, config.k)))
     check_table(nbrs, scores, n, f"related table of {out}")  # before anything can load it
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
@@ -312,6 +313,9 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
         files += rows.attributes.write(out, with_items=False)
         save_npy(out / "attribute_space.npy", rows.space[:n_ann])
         files.append("attribute_space.npy")
+        if rows.context is not None:  # cold scoring "context": the model items' context vectors
+            save_npy(out / "attribute_context.npy", rows.context[:rows.model_rows])
+            files.append("attribute_context.npy")
     manifest = {
         "format_version": 1,
         "kind": "index",
@@ -345,7 +349,7 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
             "indexed": n_ann,
             **(rows.stats if rows is not None else {}),
         },
-        "cold": asdict(cold) if rows is not None else None,
+        "cold": cold_manifest(cold, rows) if rows is not None else None,
         "files": {f: {"bytes": (out / f).stat().st_size} for f in files},
         "config": asdict(config),
     }
