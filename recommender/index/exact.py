@@ -244,6 +244,7 @@ def top_k_dot(
 
 
 SELF_BLOCK = 1024  # rows (and columns) of one tile of the self table: 4 MB of scores
+SELF_CHUNK = 4  # off-diagonal tiles per task
 def _run_all(fn, tasks, workers: int) -> None:
     if workers <= 1:
         for t in tasks:
@@ -290,8 +291,10 @@ def self_top_k(
     # Diagonal tiles first, all of them, before any other: each sets its rows' first bound (the
     # k-th best within the block), and a block's nearest rows are often its own (sessions,
     # clusters and popularity put related items at nearby rows).
-    diagonal = [(i, i) for i in range(nb)]
-    tiles = [(i, j) for i in range(nb) for j in range(i + 1, nb)]
+    # Off-diagonal tiles in runs of CHUNK along a block row: the run merges its row-direction
+    # survivors once at its end (half the merges; the bound lags by at most CHUNK tiles).
+    tiles = [(i, list(range(j, min(j + SELF_CHUNK, nb))))
+             for i in range(nb) for j in range(i + 1, nb, SELF_CHUNK)]
     done = {"tiles": 0, "rows": 0}
     progress_lock = threading.Lock()
 
@@ -307,55 +310,72 @@ def self_top_k(
 
         local = threading.local()  # per-thread buffers: fresh 4 MB arrays per tile page-fault
 
-        def tile(ij: tuple[int, int]) -> None:
-            i, j = ij
-            si, ei = i * block, min((i + 1) * block, v)
-            sj, ej = j * block, min((j + 1) * block, v)
-            h, w = ei - si, ej - sj
+        def buffers(h: int, w: int):
             if not hasattr(local, "sc"):
                 local.sc = np.empty(block * block, dtype=np.float32)
                 local.row = np.empty(block * block, dtype=bool)
                 local.col = np.empty(block * block, dtype=bool)
-            sc = local.sc[: h * w].reshape(h, w)
-            np.matmul(x[si:ei], x[sj:ej].T, out=sc)
-            if i == j:  # no bound yet: the k-th best within the block is one
-                np.fill_diagonal(sc, -np.inf)
-                bound = (np.partition(sc, w - kk, axis=1)[:, w - kk] if w > kk
-                         else np.full(h, -np.inf, dtype=np.float32))
-                hit = np.flatnonzero(sc >= bound[:, None])
+            return (local.sc[: h * w].reshape(h, w), local.row[: h * w].reshape(h, w),
+                    local.col[: h * w].reshape(h, w))
+
+        def diagonal_tile(i: int) -> None:
+            # No bound yet: the k-th best within the block is one.
+            si, ei = i * block, min((i + 1) * block, v)
+            h = ei - si
+            sc = buffers(h, h)[0]
+            np.matmul(x[si:ei], x[si:ei].T, out=sc)
+            np.fill_diagonal(sc, -np.inf)
+            bound = (np.partition(sc, h - kk, axis=1)[:, h - kk] if h > kk
+                     else np.full(h, -np.inf, dtype=np.float32))
+            hit = np.flatnonzero(sc >= bound[:, None])
+            r, c = np.divmod(hit, h)
+            vals = sc.ravel()[hit]
+            keep = vals > -np.inf
+            merge(i, r[keep], c[keep] + si, vals[keep])
+            progress(1)
+
+        def tile_run(task: tuple[int, list[int]]) -> None:
+            i, js = task
+            si, ei = i * block, min((i + 1) * block, v)
+            h = ei - si
+            thr_i = best_v[si:ei, -1][:, None]  # as of the run's start
+            found = []
+            for j in js:
+                sj, ej = j * block, min((j + 1) * block, v)
+                w = ej - sj
+                sc, row, col = buffers(h, w)
+                np.matmul(x[si:ei], x[sj:ej].T, out=sc)
+                # One pass per direction marks the entries at or above the row's (block i's
+                # items among block j's) or the column's (block j's among block i's) bound; one
+                # scan of their union finds them.
+                np.greater_equal(sc, thr_i, out=row)
+                np.greater_equal(sc, best_v[sj:ej, -1][None, :], out=col)
+                hit = np.flatnonzero(np.logical_or(row, col, out=col))
+                is_row = row.ravel()[hit]
                 r, c = np.divmod(hit, w)
                 vals = sc.ravel()[hit]
-                keep = vals > -np.inf
-                merge(i, r[keep], c[keep] + sj, vals[keep])
-                return progress()
-            # One pass per direction marks the entries at or above the row's (block i's items
-            # among block j's) or the column's (block j's among block i's) bound; one scan of
-            # their union finds them.
-            row = local.row[: h * w].reshape(h, w)
-            col = local.col[: h * w].reshape(h, w)
-            np.greater_equal(sc, best_v[si:ei, -1][:, None], out=row)
-            np.greater_equal(sc, best_v[sj:ej, -1][None, :], out=col)
-            hit = np.flatnonzero(np.logical_or(row, col, out=col))
-            is_row = row.ravel()[hit]
-            r, c = np.divmod(hit, w)
-            vals = sc.ravel()[hit]
-            merge(i, r[is_row], c[is_row] + sj, vals[is_row])
-            is_col = vals >= best_v[sj:ej, -1][c]
-            rc, cc = r[is_col], c[is_col]
-            order = np.argsort(cc, kind="stable")
-            merge(j, cc[order], rc[order] + si, vals[is_col][order])
-            return progress()
+                found.append((r[is_row], c[is_row] + sj, vals[is_row]))
+                is_col = vals >= best_v[sj:ej, -1][c]
+                rc, cc = r[is_col], c[is_col]
+                order = np.argsort(cc, kind="stable")
+                merge(j, cc[order], rc[order] + si, vals[is_col][order])
+            r, c, vals = (np.concatenate(a) for a in zip(*found))
+            order = np.argsort(r, kind="stable")
+            merge(i, r[order], c[order], vals[order])
+            progress(len(js))
 
-        def progress() -> None:
+        n_tiles = nb * (nb + 1) // 2
+
+        def progress(count: int) -> None:
             if on_rows is not None:
                 with progress_lock:
-                    done["tiles"] += 1
-                    rows_now = v * done["tiles"] // (len(diagonal) + len(tiles))
+                    done["tiles"] += count
+                    rows_now = v * done["tiles"] // n_tiles
                     step, done["rows"] = rows_now - done["rows"], rows_now
                 on_rows(step)
 
-        _run_all(tile, diagonal, workers)
-        _run_all(tile, tiles, workers)
+        _run_all(diagonal_tile, range(nb), workers)
+        _run_all(tile_run, tiles, workers)
     found = np.isfinite(best_v)
     out_idx[:, :kk] = np.where(found, best_i, -1)
     out_sc[:, :kk] = np.where(found, best_v, np.nan)
