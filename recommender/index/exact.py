@@ -126,7 +126,7 @@ def _block_top_k(q, items, kk, excl, tile) -> tuple[np.ndarray, np.ndarray]:
             keep = (vals >= bound[r, None]) & (vals > -np.inf)
         else:
             # Later columns lose ties to the current k-th best: strictly greater only.
-            thr = best_v[:, -1]
+            thr = best_v[:, -1].copy()  # contiguous: a strided broadcast operand is slow
             r, g = np.nonzero(gmax > thr[:, None])
             if len(r) == 0:
                 continue
@@ -338,7 +338,9 @@ def self_top_k(
             i, js = task
             si, ei = i * block, min((i + 1) * block, v)
             h = ei - si
-            thr_i = best_v[si:ei, -1][:, None]  # as of the run's start
+            # Bounds as contiguous copies: a strided column of best_v as a broadcast operand
+            # takes numpy off its vectorised loop (the comparisons ran at half speed).
+            thr_i = best_v[si:ei, -1].copy()[:, None]  # as of the run's start
             found = []
             for j in js:
                 sj, ej = j * block, min((j + 1) * block, v)
@@ -349,7 +351,7 @@ def self_top_k(
                 # items among block j's) or the column's (block j's among block i's) bound; one
                 # scan of their union finds them.
                 np.greater_equal(sc, thr_i, out=row)
-                np.greater_equal(sc, best_v[sj:ej, -1][None, :], out=col)
+                np.greater_equal(sc, best_v[sj:ej, -1].copy()[None, :], out=col)
                 hit = np.flatnonzero(np.logical_or(row, col, out=col))
                 is_row = row.ravel()[hit]
                 r, c = np.divmod(hit, w)
