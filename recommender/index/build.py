@@ -53,14 +53,18 @@ METRICS = {"similar": "angular", "complementary": "dot"}
 SEARCH_METRIC = {"similar": "cosine", "complementary": "dot"}
 
 # Cost model of `auto`: rough wall seconds of the whole table on two quiet cores. Exact: V^2 * d
-# multiply-adds at 6e10/s (GEMM at ~140 GFLOP/s plus ~15% for the top-K selection). ANN: build +
-# calibration + queries per item at d = 64, scaled by d / 64. Measured with
-# benchmarks/bench_index.py at 100k clustered items, where exact (55 CPU-s) and HNSW (41 CPU-s
-# build + 14 CPU-s queries at ef 32) cost the same; Annoy needed 2.4 ms of CPU per item on trained
-# vectors (search_k 400 per tree for recall 0.95). So auto switches to HNSW above ~100k items
-# (to Annoy, without hnswlib, above ~500k).
-EXACT_MACS_PER_SECOND = 6.0e10
-ANN_SECONDS_PER_ITEM = {"hnsw": 1.1e-4, "annoy": 5.0e-4}  # at d = 64, recall 0.95
+# multiply-adds at 2.4e10/s including the top-K selection (the products run at ~50 GFLOP/s a core
+# for d = 64; selection and merging add about as much again), and half of them for cosine scoring,
+# whose symmetric tiles are computed once (95k items trained on the dense log: 21 CPU-s). ANN:
+# build + calibration + queries per item at d = 64, scaled by d / 64, on vectors where it reaches
+# recall 0.95 at all: HNSW 36 CPU-s at 100k clustered items and 721 CPU-s at 1M (ef_construction
+# 100), Annoy 2.4 ms of CPU per item on trained vectors (search_k 400 per tree). So auto stays
+# exact up to ~150k items for similar scoring (~75k for complementary), then HNSW (or Annoy).
+# On vectors trained from the dense rating-like log HNSW does not reach 0.95 even at M 64 / ef
+# 1024 (0.892 at 95k items: all cosines within a narrow cone), which is one more reason to stay
+# exact while exact is affordable.
+EXACT_MACS_PER_SECOND = 2.4e10
+ANN_SECONDS_PER_ITEM = {"hnsw": 2.5e-4, "annoy": 1.2e-3}  # at d = 64, recall 0.95
 ANN_PREFERENCE = ("hnsw", "annoy")  # fastest first at the recall target (bench_index.py)
 
 
@@ -144,20 +148,21 @@ class IndexConfig:
         return settings
 
 
-def estimated_seconds(backend: str, n_items: int, dim: int) -> float:
+def estimated_seconds(backend: str, n_items: int, dim: int, scoring: str = "similar") -> float:
     """Rough whole-table seconds of ``backend`` on this machine (the cost model of ``auto``)."""
     if backend == "exact":
-        return float(n_items) ** 2 * dim / EXACT_MACS_PER_SECOND
+        symmetric = 0.5 if scoring == "similar" else 1.0  # cosine tiles are computed once
+        return symmetric * float(n_items) ** 2 * dim / EXACT_MACS_PER_SECOND
     return ANN_SECONDS_PER_ITEM[backend] * n_items * dim / 64
 
 
-def choose_backend(n_items: int, dim: int) -> tuple[str, dict]:
+def choose_backend(n_items: int, dim: int, scoring: str = "similar") -> tuple[str, dict]:
     """``auto``: (backend, estimated seconds of each candidate).
 
     Exact while ``V^2 * d`` costs less than the fastest installed approximate backend; exact
     also has recall 1 and no build step, so ties go to it.
     """
-    estimates = {"exact": estimated_seconds("exact", n_items, dim)}
+    estimates = {"exact": estimated_seconds("exact", n_items, dim, scoring)}
     for name in ANN_PREFERENCE:
         if available(name):
             estimates[name] = estimated_seconds(name, n_items, dim)
@@ -230,7 +235,7 @@ def build_index(
     n, dim = vectors.shape
     n_ann = rows.candidates if rows is not None else n  # rows [0, n_ann) are the backend's
     if config.backend == "auto":
-        backend_name, estimates = choose_backend(n_ann, dim)
+        backend_name, estimates = choose_backend(n_ann, dim, config.scoring)
     else:
         backend_name, estimates = config.backend, None
     cls = get_backend(backend_name)  # ConfigError with an install hint if its library is missing
@@ -399,11 +404,12 @@ def _calibrate(backend, vectors, items, sample, truth, depth, ann_path, config) 
         if step is None:
             backend.close()
             best = max(steps, key=lambda s: s["recall"])
+            exact_s = estimated_seconds("exact", len(items), items.shape[1], config.scoring)
             raise RecallTargetError(
                 f"the {backend.name} backend reached recall@{depth} {best['recall']:.3f} on "
                 f"{len(sample)} sampled items, below --target-recall {config.target_recall}, "
                 f"even at {_settings_text(steps[-1])}; try --backend exact (recall 1; about "
-                f"{estimated_seconds('exact', len(items), items.shape[1]):.0f}s here), "
+                f"{exact_s:.0f}s here), "
                 f"{'--backend hnsw, ' if backend.name == 'annoy' else ''}"
                 "larger starting settings (--trees/--search-k, --hnsw-m/--ef) or a lower "
                 "--target-recall"
