@@ -80,7 +80,9 @@ def run(name: str, repeats: int, attribute_config: AttributeConfig, priors) -> d
     attrs = CatalogAttributes.from_catalog(catalog, specs)
     reports = [evaluate_cold(train, test, attrs, train_config, attribute_config,
                              ColdEvalConfig(seed=seed, priors=priors)) for seed in range(repeats)]
+    draws = [rep["cold_vs_best_attribute"]["ratio"]["default"] for rep in reports]
     merged = reports[0]
+    merged["cold_ratio_draws"] = draws
     for r, row in enumerate(merged["results"]):
         row["hr"] = float(np.median([rep["results"][r]["hr"] for rep in reports]))
     merged["speed"]["ratio"] = float(np.median([rep["speed"]["ratio"] for rep in reports]))
@@ -119,7 +121,8 @@ def main(argv=None) -> int:
         print(f"\n== {name}: {report['counts']}")
         print(format_table(report))
         print(f"cold scoring chosen by validation on pseudo-cold items, per draw: "
-              f"{report['cold_choices']}")
+              f"{report['cold_choices']}; default / best popular-same, per draw: "
+              f"{report['cold_ratio_draws']}")
     return 0
 
 
