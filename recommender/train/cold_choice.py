@@ -14,6 +14,13 @@ the best is chosen (:func:`pick`) and recorded in the MODEL (``attributes.json``
 ``cold_scoring``, manifest ``attributes_training.cold_scoring``). The index uses it for cold
 rows unless told otherwise. Nothing outside the training sessions is read.
 
+The grid also holds, for each attribute column, the ``same:<column>`` family: candidates
+sharing a value of the column with the query first, ranked by ``w * log(1 + engagements) +
+(1 - w) * cosine``. Its weight 1 *is* the baseline the evaluation measures against (most popular
+within the same value, then most popular), so where attribute vectors carry no signal beyond
+the value the choice can fall back to it; within this family the one-standard-error rule keeps
+the weight closest to the baseline (1 first, then 0.3, 0.1, 0.03, 0).
+
 The popularity weight matters because logs differ: on a rating-like log the item after a new
 film is mostly a popular one (a large weight wins), in click sessions of fading products it is
 a recent, rarely counted one (weight 0 wins). A fixed default was right on one kind only.
