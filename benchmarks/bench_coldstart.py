@@ -10,8 +10,10 @@ table: HR@10 on cold, warm and tail queries, pin2vec vs most-popular and most-po
 same-attribute-value, and the training speed with attributes as a ratio (median of ``--repeats``
 runs, seeds 0..repeats-1 for the held-out draw, so the HR figures are medians over draws too).
 Cold rows: the model's validated default (the cold scoring it chose on pseudo-cold items of the
-kept sessions, printed per draw) beside fixed alternatives; warm/tail rows: tail blending at each
-``--priors`` entry ``prior[:max engagements blended]`` (1:2 is the index default).
+kept sessions, printed per draw with its ratio to the baseline) beside fixed alternatives and
+``same:<the baseline's column>`` at weight 1 (the baseline itself, scored by
+:func:`recommender.core.attributes.cold_scores`: 1.000x) and 0.1; warm/tail rows: tail
+blending at each ``--priors`` entry ``prior[:max engagements blended]`` (1:2 is the index default).
 """
 
 from __future__ import annotations
