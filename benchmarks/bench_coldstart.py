@@ -10,8 +10,10 @@ table: HR@10 on cold, warm and tail queries, pin2vec vs most-popular and most-po
 same-attribute-value, and the training speed with attributes as a ratio (median of ``--repeats``
 runs, seeds 0..repeats-1 for the held-out draw, so the HR figures are medians over draws too).
 Cold rows: the model's validated default (the cold scoring it chose on pseudo-cold items of the
-kept sessions, printed per draw) beside fixed alternatives; warm/tail rows: tail blending at each
-``--priors`` entry ``prior[:max engagements blended]`` (1:2 is the index default).
+kept sessions, printed per draw with its ratio to the baseline) beside fixed alternatives and
+``same:<the baseline's column>`` at weight 1 (the baseline itself, scored by
+:func:`recommender.core.attributes.cold_scores`: 1.000x) and 0.1; warm/tail rows: tail
+blending at each ``--priors`` entry ``prior[:max engagements blended]`` (1:2 is the index default).
 """
 
 from __future__ import annotations
@@ -80,7 +82,9 @@ def run(name: str, repeats: int, attribute_config: AttributeConfig, priors) -> d
     attrs = CatalogAttributes.from_catalog(catalog, specs)
     reports = [evaluate_cold(train, test, attrs, train_config, attribute_config,
                              ColdEvalConfig(seed=seed, priors=priors)) for seed in range(repeats)]
+    draws = [rep["cold_vs_best_attribute"]["ratio"]["default"] for rep in reports]
     merged = reports[0]
+    merged["cold_ratio_draws"] = draws
     for r, row in enumerate(merged["results"]):
         row["hr"] = float(np.median([rep["results"][r]["hr"] for rep in reports]))
     merged["speed"]["ratio"] = float(np.median([rep["speed"]["ratio"] for rep in reports]))
@@ -119,7 +123,8 @@ def main(argv=None) -> int:
         print(f"\n== {name}: {report['counts']}")
         print(format_table(report))
         print(f"cold scoring chosen by validation on pseudo-cold items, per draw: "
-              f"{report['cold_choices']}")
+              f"{report['cold_choices']}; default / best popular-same, per draw: "
+              f"{report['cold_ratio_draws']}")
     return 0
 
 

@@ -267,7 +267,19 @@ class RelatedItems:
         query, _ = attrs.compose([tokens])
         cold = self.manifest.get("cold") or {}
         popularity = float(cold.get("popularity") or 0.0)
-        if self._attr_context is not None:  # scored as cold rows at index time (index/cold.py)
+        scoring = str(cold.get("scoring") or "space")
+        if scoring.startswith("same:"):  # scored as cold rows at index time (index/cold.py)
+            from recommender.core.attributes import SharedValues, cold_scores
+
+            if self._shared is None:
+                by_id = dict(zip(attrs.item_ids or [], attrs.item_tokens or []))
+                self._shared = SharedValues([by_id.get(i, []) for i in
+                                             self._ids[: len(self._space)]],
+                                            scoring[len("same:"):])
+            scores = cold_scores(query, scoring, popularity, self._counts[: len(self._space)],
+                                 self._space, shared=self._shared([tokens]))[0]
+            popularity = 0.0  # already in
+        elif self._attr_context is not None:  # as cold rows at index time (index/cold.py)
             scores = self._attr_context @ query[0].astype(np.float32)
         else:
             scores = self._space @ unit_rows(query.astype(np.float32))[0]
@@ -295,6 +307,7 @@ class RelatedItems:
                               (indexed, self.manifest["dim"]))
             self._space = unit_rows(np.asarray(space, dtype=np.float32))
             self._attr_context = None
+            self._shared = None
             if (self.manifest.get("cold") or {}).get("scoring") == "context":
                 model_rows = len(self) - int(self.manifest["counts"].get("cold_catalogue", 0))
                 self._attr_context = np.asarray(_load_npy(

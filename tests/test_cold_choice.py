@@ -10,7 +10,8 @@ import pytest
 from test_coldstart import CLUSTERS, PER, _cluster, _planted
 
 from recommender import RelatedItems
-from recommender.core.attributes import cold_scores
+from recommender.core.attributes import SharedValues, cold_scores
+from recommender.core.errors import ConfigError
 from recommender.index import IndexConfig, build_index
 from recommender.index.cold import ColdConfig
 from recommender.scorers import CooccurrenceConfig, cooccurrence, from_lists, write_index
@@ -106,7 +107,9 @@ def test_model_index_and_lookup_record_and_use_the_validated_choice(planted_mode
     tmp, model, _ = planted_model
     choice = model.manifest["attributes_training"]["cold_scoring"]
     assert choice["chosen_by"] == "validation" and choice["validation"]["items"] == 9
-    assert set(choice["validation"]["hr"]) == {f"{s} {w:g}" for s, w in cold_choice.GRID}
+    columns = [spec.name for spec in model.attributes.schema.specs]
+    assert set(choice["validation"]["hr"]) == {f"{s} {w:g}"
+                                               for s, w in cold_choice.grid_for(columns)}
     saved = json.loads((tmp / "model" / "attributes.json").read_text())["cold_scoring"]
     assert saved == choice
     m = build_index(tmp / "model", tmp_path / "auto", IndexConfig(k=5, progress=False,
@@ -181,3 +184,85 @@ def test_pick_prefers_the_smaller_weight_unless_the_larger_wins_beyond_noise():
     hits[:70, 3] = True  # the best is context 1; context 0 is far below it
     hits[:10, 2] = True
     assert cold_choice.pick(hits, grid) == 3
+
+
+# --- same:<column> scoring: the popular-within-the-same-value baseline, blended with cosine ----
+
+
+def test_shared_values_marks_candidates_carrying_a_value_of_the_column():
+    cands = [["brand=a", "tags=x"], ["brand=b", "tags=x", "tags=y"], [], ["brand=a"]]
+    brand, tags = SharedValues(cands, "brand"), SharedValues(cands, "tags")
+    assert brand([["brand=a", "tags=y"], ["brand=c"], []]).tolist() == [
+        [True, False, False, True], [False, False, False, False], [False] * 4]
+    assert tags([["tags=y", "brand=a"], ["tags=x"]]).tolist() == [
+        [False, True, False, False], [True, True, False, False]]
+
+
+def test_same_scoring_weight_1_is_popular_within_the_same_value_then_popular():
+    counts = np.array([50, 20, 20, 7, 3])
+    shared = np.array([[False, True, True, False, True]])
+    space = np.eye(5, 2, dtype=np.float32)
+    q = np.array([[0.0, 1.0]], np.float32)
+    got = cold_scores(q, "same:brand", 1.0, counts, space, shared=shared)
+    # Sharing rows 1, 2 (tie at 20: lower row first), 4; then the rest by popularity.
+    assert np.argsort(-got[0], kind="stable").tolist() == [1, 2, 4, 0, 3]
+    np.testing.assert_allclose(got[0], 64 * shared[0] + np.log1p(counts))
+    # Weight 0: cosine within the sharing group (row 1 is the query's direction), then outside.
+    got = cold_scores(q, "same:brand", 0.0, counts, space, shared=shared)
+    np.testing.assert_allclose(got[0], [0, 65, 64, 0, 64])
+    assert np.argsort(-got[0], kind="stable").tolist() == [1, 2, 4, 0, 3]
+    with pytest.raises(ValueError, match="shared-value mask"):
+        cold_scores(q, "same:brand", 1.0, counts, space)
+
+
+def test_pick_keeps_the_baseline_in_the_same_family_unless_a_blend_wins_beyond_noise():
+    grid = (("space", 0.0), ("same:brand", 1.0), ("same:brand", 0.1))
+    # The blend wins 2 pairs and loses 1 of 40: within a standard error -> the baseline.
+    hits = np.zeros((40, 3), bool)
+    hits[:20, 1] = True
+    hits[1:22, 2] = True
+    assert cold_choice.pick(hits, grid) == 1
+    # The blend hits 20 pairs more: beyond noise -> the blend.
+    hits[:, 2] = True
+    assert cold_choice.pick(hits, grid) == 2
+
+
+def test_choice_falls_back_to_the_baseline_where_vectors_carry_no_signal():
+    # Attribute vectors are noise; next items are the most engaged item sharing the brand.
+    rng = np.random.default_rng(4)
+    n = 30
+    brand = np.arange(n) % 3
+    counts = 1 + rng.integers(0, 5, n)
+    counts[:3] = 1000  # rows 0, 1, 2: the most engaged of brands 0, 1, 2
+    tokens = [[f"brand={b}"] for b in brand]
+    space = rng.standard_normal((n, 4)).astype(np.float32)
+    q_rows = np.arange(3, n).repeat(2)
+    targets = brand[q_rows]
+    choice = cold_choice.choose(space[q_rows], q_rows, targets, counts, space, space, k=1,
+                                item_tokens=tokens, columns=["brand"])
+    assert (choice["scoring"], choice["popularity"]) == ("same:brand", 1.0)
+    assert choice["validation"]["hr"]["same:brand 1"] == 1.0
+
+
+def test_index_and_lookup_serve_same_scoring(planted_model, tmp_path):
+    tmp, model, _ = planted_model
+    m = build_index(tmp / "model", tmp_path / "same", IndexConfig(k=5, progress=False,
+                                                                   n_jobs=1),
+                    cold=ColdConfig(scoring="same:brand", popularity=1.0))
+    assert (m["cold"]["scoring"], m["cold"]["popularity"]) == ("same:brand", 1.0)
+    assert "item_attributes.parquet" in m["files"]
+    related = RelatedItems.load(tmp_path / "same")
+    # The cold item's row: the 5 most engaged items of its brand (its cluster), by count.
+    got = [i for i, _ in related.related("c2x9", k=5)]
+    counts = dict(zip(model.item_ids, model.counts.tolist()))
+    brand_c2 = sorted((i for i in model.item_ids if _cluster(i) == "c2"),
+                      key=lambda i: (-counts[i], model.item_ids.index(i)))
+    assert got == brand_c2[:5]
+    line = [r for r in (tmp / "catalog.csv").read_text().splitlines() if r.startswith("c2x9,")]
+    _, _, brand, tags, price = line[0].split(",")
+    found = related.related_to_attributes({"brand": brand, "tags": tags, "price": price}, 5)
+    assert [i for i, _ in found] == got
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        ColdConfig(scoring="same:brand", popularity=2.0)
+    with pytest.raises(ConfigError, match="cold scoring"):
+        ColdConfig(scoring="same:")

@@ -65,9 +65,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attribute-prior-max-count", type=int, default=c.prior_max_count,
                    help="blend only items with at most this many engagements (default "
                    "%(default)s; 0 = every item)")
-    p.add_argument("--cold-scoring", choices=("auto", "space", "context"), default=c.scoring,
+    p.add_argument("--cold-scoring", default=c.scoring,
                    help="how cold items find related items: space = cosine of attribute "
-                   "vectors, context = attribute vector x context vectors (skip-gram logit); "
+                   "vectors, context = attribute vector x context vectors (skip-gram logit), "
+                   "same:COLUMN = items sharing the item's COLUMN value first, ranked by "
+                   "popularity*log(1+engagements) + (1-popularity)*cosine; "
                    "auto (default) = the model's choice, made by validation on pseudo-cold "
                    "items at training time")
     p.add_argument("--cold-popularity", type=float, default=c.popularity,

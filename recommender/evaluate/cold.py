@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from recommender.core.attributes import cold_scores
+from recommender.core.attributes import SAME, SharedValues, cold_scores
 from recommender.core.catalog import column_of
 from recommender.core.errors import ConfigError
 from recommender.core.vectors import unit_rows
@@ -176,12 +176,19 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
     choice = attrs.info.get("cold_scoring") or {"scoring": "space", "popularity": 0.0}
     settings = {"default": (choice["scoring"], float(choice["popularity"]))}
     settings.update({f"{sc} {b:g}": (sc, b) for sc, b in config.alternatives})
+    # The baseline's own column through cold_scores: weight 1 reproduces the baseline exactly.
+    best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
+    settings.update({f"{SAME}{best} {b:g}": (f"{SAME}{best}", b) for b in (1.0, 0.1)})
     cold_hits = {key: np.zeros(len(pairs), bool) for key in settings}
     if len(cold_idx):
         qv, has = attrs.compose([by_id.get(q_ids[i], []) for i in cold_idx])
         context = np.asarray(with_attrs.context_vectors)
+        q_tokens = [by_id.get(q_ids[i], []) for i in cold_idx]
+        cand_tokens = [by_id.get(i, []) for i in ids]
         for key, (scoring, b) in settings.items():
-            scores = cold_scores(qv, scoring, b, counts, space, context)
+            shared = (SharedValues(cand_tokens, scoring[len(SAME):])(q_tokens)
+                      if scoring.startswith(SAME) else None)
+            scores = cold_scores(qv, scoring, b, counts, space, context, shared)
             top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
             cold_hits[key][cold_idx] = _hits(top, targets[cold_idx]) & has
     # Warm queries: learned vectors without attributes, and with them (plus tail blending).
@@ -199,7 +206,6 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                 blended[sel] = blend(blended[sel], own[sel], counts[sel], prior)
             attr_hits[prior, max_count][warm_idx] = _hits(_top_k(blended[qr], blended, k, qr),
                                                           targets[warm_idx])
-    best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
     for name, mask in (("cold", cold), ("warm", warm), ("tail", tail)):
         add(name, "popular", pop_hits, mask)
         if name != "warm":

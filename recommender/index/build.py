@@ -315,7 +315,8 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
     files = ["items.parquet", "vectors.npy", "neighbors.npy", "scores.npy", "related.parquet"]
     files += ([] if similar else ["context_vectors.npy"]) + ([cls.file_name] if ann_path else [])
     if rows is not None:  # what related_to_attributes needs (checksummed like the rest)
-        files += rows.attributes.write(out, with_items=False)
+        # same:<column> scoring reads the candidates' values at lookup time
+        files += rows.attributes.write(out, with_items=rows.scoring.startswith("same:"))
         save_npy(out / "attribute_space.npy", rows.space[:n_ann])
         files.append("attribute_space.npy")
         if rows.context is not None:  # cold scoring "context": the model items' context vectors

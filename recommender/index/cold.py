@@ -36,7 +36,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from recommender.core.attributes import COLD_SCORINGS, AttributeVectors, cold_scores
+from recommender.core.attributes import (
+    COLD_SCORINGS,
+    SAME,
+    AttributeVectors,
+    SharedValues,
+    cold_scores,
+    valid_scoring,
+)
 from recommender.core.errors import ConfigError
 from recommender.core.vectors import unit_rows
 
@@ -64,14 +71,19 @@ class ColdConfig:
     prior_max_count: int = 2  # see prior
 
     def __post_init__(self):
-        if self.scoring not in ("auto", *COLD_SCORINGS):
-            raise ConfigError(f"cold scoring must be auto or one of {COLD_SCORINGS}, "
+        if self.scoring != "auto" and not valid_scoring(self.scoring):
+            raise ConfigError(f"cold scoring must be auto, one of {COLD_SCORINGS} or "
+                              f"same:<column>, "
                               f"got {self.scoring!r}")
         if not isinstance(self.min_engagements, int) or self.min_engagements < 0:
             raise ConfigError(
                 f"min_engagements must be a whole number >= 0, got {self.min_engagements!r}")
         if self.popularity is not None and not self.popularity >= 0:
             raise ConfigError(f"cold popularity must be >= 0, got {self.popularity!r}")
+        if (self.scoring.startswith(SAME) and self.popularity is not None
+                and not self.popularity <= 1):
+            raise ConfigError(f"cold popularity must be in [0, 1] with {self.scoring}, "
+                              f"got {self.popularity!r}")
         if not self.prior >= 0:
             raise ConfigError(f"attribute prior must be >= 0, got {self.prior!r}")
         if not isinstance(self.prior_max_count, int) or self.prior_max_count < 0:
@@ -191,13 +203,19 @@ def cold_table(rows: ColdRows, k: int, block: int = 1024) -> tuple[np.ndarray, n
     n_model, n = rows.model_rows, len(rows.ids)
     n_cand = n_model if rows.scoring == "context" else rows.candidates
     counts = rows.counts.to_numpy(zero_copy_only=False)[:n_cand]
+    shared = None
+    if rows.scoring.startswith(SAME):
+        by_id = dict(zip(rows.attributes.item_ids, rows.attributes.item_tokens))
+        shared = SharedValues([by_id.get(i, []) for i in rows.ids[:n_cand]],
+                              rows.scoring[len(SAME):])
     kk = min(k, n_cand)
     nbrs = np.full((n - n_model, k), -1, np.int32)
     out = np.full((n - n_model, k), np.nan, np.float32)
     for s in range(n_model, n, block):
         e = min(s + block, n)
         sc = cold_scores(rows.vectors[s:e], rows.scoring, rows.popularity, counts,
-                         rows.space[:n_cand], rows.context)
+                         rows.space[:n_cand], rows.context,
+                         shared([by_id.get(i, []) for i in rows.ids[s:e]]) if shared else None)
         if n_cand > n_model:  # cold rows are candidates too: never the row itself
             sc[np.arange(e - s), np.arange(s, e)] = -np.inf
         top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 import pyarrow as pa
 
-from recommender.core.attributes import AttributeVectors, cold_scores
+from recommender.core.attributes import SAME, AttributeVectors, SharedValues, cold_scores
 from recommender.index.cold import ColdConfig, resolve
 from recommender.scorers.table import ScoredTable
 
@@ -50,8 +50,11 @@ def add_cold_rows(table: ScoredTable, attrs: AttributeVectors, model_ids, vector
     kk = min(k, len(cand))
     nbrs = np.full((len(cold_ids), k), -1, np.int32)
     out = np.full((len(cold_ids), k), np.nan, np.float32)
+    shared = (SharedValues([by_id.get(ids[r], []) for r in cand], scoring[len(SAME):])
+              if scoring.startswith(SAME) else None)
     for s in range(0, len(cold_ids) if kk else 0, block):
-        sc = cold_scores(cold_vecs[s:s + block], scoring, popularity, counts, space, ctx)
+        sc = cold_scores(cold_vecs[s:s + block], scoring, popularity, counts, space, ctx,
+                         shared([by_id[i] for i in cold_ids[s:s + block]]) if shared else None)
         top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
         top_sc = np.take_along_axis(sc, top, 1)
         order = np.lexsort((top, -top_sc), axis=1)

@@ -189,6 +189,7 @@ class AttributeTrainer:
         self.config, self.seed, self.attributes = config, seed, attributes
         by_item = dict(zip(attributes.item_ids, attributes.item_tokens))
         owned = [list(dict.fromkeys(by_item.get(i, ()))) for i in item_ids]
+        self.item_token_lists = owned  # every token (the rows below keep MAX_TOKENS)
         counts = Counter(t for tokens in owned for t in tokens)
         # Tokens in column order, then by value: stable across runs.
         self.tokens = sorted(counts, key=lambda t: (column_of(t), t))
@@ -416,7 +417,9 @@ class AttributeTrainer:
         q, t, early = cold_choice.validation_pairs(chunks, self.pseudo, sessions,
                                                    min(limit, 5000), rng)
         space = np.where(has[:, None], own, w_in)
-        choice = cold_choice.choose(own[q], q, t, early, space, w_out, k)
+        columns = [spec.name for spec in self.attributes.schema.specs]
+        choice = cold_choice.choose(own[q], q, t, early, space, w_out, k,
+                                    self.item_token_lists, columns)
         choice["validation"]["items"] = int(self.pseudo.sum())
         self.cold_choice = choice
         return choice

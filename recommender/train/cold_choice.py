@@ -14,6 +14,13 @@ the best is chosen (:func:`pick`) and recorded in the MODEL (``attributes.json``
 ``cold_scoring``, manifest ``attributes_training.cold_scoring``). The index uses it for cold
 rows unless told otherwise. Nothing outside the training sessions is read.
 
+The grid also holds, for each attribute column, the ``same:<column>`` family: candidates
+sharing a value of the column with the query first, ranked by ``w * log(1 + engagements) +
+(1 - w) * cosine``. Its weight 1 *is* the baseline the evaluation measures against (most popular
+within the same value, then most popular), so where attribute vectors carry no signal beyond
+the value the choice can fall back to it; within this family the one-standard-error rule keeps
+the weight closest to the baseline (1 first, then 0.3, 0.1, 0.03, 0).
+
 The popularity weight matters because logs differ: on a rating-like log the item after a new
 film is mostly a popular one (a large weight wins), in click sessions of fading products it is
 a recent, rarely counted one (weight 0 wins). A fixed default was right on one kind only.
@@ -23,12 +30,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.core.attributes import cold_scores
+from recommender.core.attributes import SAME, SharedValues, cold_scores
 
 # (scoring, popularity weight) settings tried, simplest first (ties keep the earlier one).
 GRID = (("space", 0.0), ("space", 0.01), ("space", 0.03), ("space", 0.1),
         ("space", 0.3), ("context", 0.0), ("context", 0.25), ("context", 0.5), ("context", 0.75),
         ("context", 1.0))
+# "same:<column>" settings, one family per attribute column: weight 1 is exactly the baseline
+# "most popular within the same value" (so the choice can always fall back to it), lower
+# weights mix in attribute cosine within the same value (recommender.core.attributes).
+SAME_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
+
+
+def grid_for(columns) -> tuple:
+    """:data:`GRID` plus a ``same:<column>`` family for each attribute column."""
+    return GRID + tuple((f"{SAME}{c}", w) for c in columns for w in SAME_WEIGHTS)
+
+
+def _simplicity(setting) -> float:
+    """Sort key within a family for the one-standard-error rule: no popularity first for
+    ``space``/``context``; the plain baseline (weight 1) first for ``same:``."""
+    scoring, weight = setting
+    return -weight if scoring.startswith(SAME) else weight
 DEFAULT = {"scoring": "space", "popularity": 0.0}  # without enough validation pairs
 MIN_PAIRS = 30  # fewer validation pairs than this: the default, not a noisy choice
 LATE = 0.3  # validation pairs come from this latest share of the training sessions
@@ -76,10 +99,12 @@ def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
 
 def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, counts: np.ndarray,
               space: np.ndarray, context: np.ndarray, k: int = 10, grid=GRID,
-              block: int = 512) -> np.ndarray:
+              block: int = 512, query_tokens=None, shared: dict | None = None) -> np.ndarray:
     """bool [pairs, settings]: whether each pair is a hit at ``k`` under each ``grid`` setting:
     fewer than ``k`` candidates (never the query item itself) rank above its next item (a higher
-    score, or an equal one and a lower row, as the index breaks ties)."""
+    score, or an equal one and a lower row, as the index breaks ties). ``same:<column>``
+    settings need ``query_tokens`` (each pair's query tokens) and ``shared`` ({column:
+    :class:`SharedValues` of the candidates})."""
     hits = np.zeros((len(q_rows), len(grid)), bool)
     rows = np.arange(len(q_rows))
     cols = np.arange(len(counts))[None]
@@ -88,9 +113,17 @@ def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, coun
         r = rows[: e - s]
         base = {}
         for g, (scoring, weight) in enumerate(grid):
-            if scoring not in base:
-                base[scoring] = cold_scores(queries[s:e], scoring, 0.0, counts, space, context)
-            sc = base[scoring] + np.float32(weight) * np.log1p(counts).astype(np.float32)[None]
+            if scoring.startswith(SAME):
+                if scoring not in base:
+                    base[scoring] = shared[scoring[len(SAME):]](query_tokens[s:e])
+                sc = cold_scores(queries[s:e], scoring, weight, counts, space, context,
+                                 base[scoring])
+            else:
+                if scoring not in base:
+                    base[scoring] = cold_scores(queries[s:e], scoring, 0.0, counts, space,
+                                                context)
+                sc = (base[scoring]
+                      + np.float32(weight) * np.log1p(counts).astype(np.float32)[None])
             sc[r, q_rows[s:e]] = -np.inf
             st = sc[r, targets[s:e]][:, None]
             # Ties rank the lower row (the more engaged item) first, as the index does.
@@ -112,7 +145,7 @@ def pick(hits: np.ndarray, grid=GRID) -> int:
     rates = hits.mean(axis=0)
     best = int(np.argmax(rates))  # the first of equals
     family = [g for g, (scoring, _) in enumerate(grid) if scoring == grid[best][0]]
-    for g in sorted(family, key=lambda g: grid[g][1]):
+    for g in sorted(family, key=lambda g: _simplicity(grid[g])):
         diff = hits[:, best].astype(np.float64) - hits[:, g]
         se = diff.std(ddof=1) / np.sqrt(len(diff))
         if rates[best] - rates[g] <= se:
@@ -120,16 +153,23 @@ def pick(hits: np.ndarray, grid=GRID) -> int:
     return best
 
 
-def choose(queries, q_rows, targets, counts, space, context, k: int = 10) -> dict:
-    """The :data:`GRID` setting chosen (:func:`pick`) on the validation pairs, with the HR of
-    every setting."""
+def choose(queries, q_rows, targets, counts, space, context, k: int = 10,
+           item_tokens: list[list[str]] | None = None, columns=()) -> dict:
+    """The setting chosen (:func:`pick`) on the validation pairs among :func:`grid_for`
+    ``columns`` (``same:`` families need ``item_tokens``, each candidate row's tokens), with the
+    HR of every setting."""
     pairs = len(q_rows)
     if pairs < MIN_PAIRS:
         return {**DEFAULT, "chosen_by": f"default (only {pairs} validation pairs)",
                 "validation": {"pairs": pairs}}
-    hits = pair_hits(queries, q_rows, targets, counts, space, context, k)
+    columns = list(columns) if item_tokens is not None else []
+    grid = grid_for(columns)
+    shared = {c: SharedValues(item_tokens, c) for c in columns}
+    q_tokens = [item_tokens[r] for r in q_rows] if columns else None
+    hits = pair_hits(queries, q_rows, targets, counts, space, context, k, grid,
+                     query_tokens=q_tokens, shared=shared)
     rates = hits.mean(axis=0).tolist()
-    scoring, weight = GRID[pick(hits)]
+    scoring, weight = grid[pick(hits, grid)]
     return {"scoring": scoring, "popularity": weight, "chosen_by": "validation",
             "validation": {"pairs": pairs, "k": k,
-                           "hr": {f"{s} {w:g}": round(h, 4) for (s, w), h in zip(GRID, rates)}}}
+                           "hr": {f"{s} {w:g}": round(h, 4) for (s, w), h in zip(grid, rates)}}}
