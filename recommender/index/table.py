@@ -167,10 +167,14 @@ def compute_table(
         with bar:
             found = shortcut(spec.k, n_jobs, bar.update)
         if found is not None:  # the whole table at once (exact cosine), re-scored like any other
-            for start, end in ranges:
+            def rescore(bounds):
+                start, end = bounds
                 queries = np.asarray(querier.queries[start:end], dtype=np.float32)
                 nbrs[start:end], scores[start:end] = score_rows(
                     queries, querier.items, found[start:end], spec.metric)
+
+            with ThreadPoolExecutor(workers, thread_name_prefix="related-table") as pool:
+                list(pool.map(rescore, ranges))
             return nbrs, scores
         bar = progress_bar(total=n_items, enabled=progress, desc="related table", unit="item")
     with bar, one_blas_thread():
