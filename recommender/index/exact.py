@@ -244,7 +244,7 @@ def top_k_dot(
 
 
 SELF_BLOCK = 1024  # rows (and columns) of one tile of the self table: 4 MB of scores
-SELF_CHUNK = 4  # off-diagonal tiles per task
+SELF_CHUNK = 4  # blocks per side of the square of tiles one task computes
 def _run_all(fn, tasks, workers: int) -> None:
     if workers <= 1:
         for t in tasks:
@@ -291,10 +291,10 @@ def self_top_k(
     # Diagonal tiles first, all of them, before any other: each sets its rows' first bound (the
     # k-th best within the block), and a block's nearest rows are often its own (sessions,
     # clusters and popularity put related items at nearby rows).
-    # Off-diagonal tiles in runs of CHUNK along a block row: the run merges its row-direction
-    # survivors once at its end (half the merges; the bound lags by at most CHUNK tiles).
-    tiles = [(i, list(range(j, min(j + SELF_CHUNK, nb))))
-             for i in range(nb) for j in range(i + 1, nb, SELF_CHUNK)]
+    # Off-diagonal tiles in squares of SELF_CHUNK x SELF_CHUNK blocks: a square merges each of
+    # its row blocks' and column blocks' survivors once, at its end (a merge per tile and
+    # direction cost a sixth of the CPU at 100k items); bounds lag by at most one square.
+    tiles = [(i0, j0) for i0 in range(0, nb, SELF_CHUNK) for j0 in range(i0, nb, SELF_CHUNK)]
     done = {"tiles": 0, "rows": 0}
     progress_lock = threading.Lock()
 
@@ -334,37 +334,43 @@ def self_top_k(
             merge(i, r[keep], c[keep] + si, vals[keep])
             progress(1)
 
-        def tile_run(task: tuple[int, list[int]]) -> None:
-            i, js = task
-            si, ei = i * block, min((i + 1) * block, v)
-            h = ei - si
-            # Bounds as contiguous copies: a strided column of best_v as a broadcast operand
-            # takes numpy off its vectorised loop (the comparisons ran at half speed).
-            thr_i = best_v[si:ei, -1].copy()[:, None]  # as of the run's start
-            found = []
-            for j in js:
-                sj, ej = j * block, min((j + 1) * block, v)
-                w = ej - sj
-                sc, row, col = buffers(h, w)
-                np.matmul(x[si:ei], x[sj:ej].T, out=sc)
-                # One pass per direction marks the entries at or above the row's (block i's
-                # items among block j's) or the column's (block j's among block i's) bound; one
-                # scan of their union finds them.
-                np.greater_equal(sc, thr_i, out=row)
-                np.greater_equal(sc, best_v[sj:ej, -1].copy()[None, :], out=col)
-                hit = np.flatnonzero(np.logical_or(row, col, out=col))
-                is_row = row.ravel()[hit]
-                r, c = np.divmod(hit, w)
-                vals = sc.ravel()[hit]
-                found.append((r[is_row], c[is_row] + sj, vals[is_row]))
-                is_col = vals >= best_v[sj:ej, -1][c]
-                rc, cc = r[is_col], c[is_col]
-                order = np.argsort(cc, kind="stable")
-                merge(j, cc[order], rc[order] + si, vals[is_col][order])
-            r, c, vals = (np.concatenate(a) for a in zip(*found))
-            order = np.argsort(r, kind="stable")
-            merge(i, r[order], c[order], vals[order])
-            progress(len(js))
+        def square(task: tuple[int, int]) -> None:
+            i0, j0 = task
+            rows_found: dict[int, list] = {}
+            cols_found: dict[int, list] = {}
+            # Bounds as of the square's start, as contiguous copies: a strided column of best_v
+            # as a broadcast operand takes numpy off its vectorised loop (half the speed).
+            bounds = {b: best_v[b * block: min((b + 1) * block, v), -1].copy()
+                      for b in {*range(i0, min(i0 + SELF_CHUNK, nb)),
+                                *range(j0, min(j0 + SELF_CHUNK, nb))}}
+            count = 0
+            for i in range(i0, min(i0 + SELF_CHUNK, nb)):
+                si, ei = i * block, min((i + 1) * block, v)
+                h = ei - si
+                for j in range(max(j0, i + 1), min(j0 + SELF_CHUNK, nb)):
+                    sj, ej = j * block, min((j + 1) * block, v)
+                    w = ej - sj
+                    sc, row, col = buffers(h, w)
+                    np.matmul(x[si:ei], x[sj:ej].T, out=sc)
+                    # One pass per direction marks the entries at or above the row's (block i's
+                    # items among block j's) or the column's (block j's among block i's) bound;
+                    # one scan of their union finds them.
+                    np.greater_equal(sc, bounds[i][:, None], out=row)
+                    np.greater_equal(sc, bounds[j][None, :], out=col)
+                    hit = np.flatnonzero(np.logical_or(row, col, out=col))
+                    is_row = row.ravel()[hit]
+                    r, c = np.divmod(hit, w)
+                    vals = sc.ravel()[hit]
+                    rows_found.setdefault(i, []).append((r[is_row], c[is_row] + sj, vals[is_row]))
+                    is_col = vals >= bounds[j][c]
+                    cols_found.setdefault(j, []).append((c[is_col], r[is_col] + si, vals[is_col]))
+                    count += 1
+            for found in (rows_found, cols_found):
+                for b, parts in found.items():
+                    r, c, vals = (np.concatenate(a) for a in zip(*parts))
+                    order = np.argsort(r, kind="stable")
+                    merge(b, r[order], c[order], vals[order])
+            progress(count)
 
         n_tiles = nb * (nb + 1) // 2
 
@@ -377,7 +383,7 @@ def self_top_k(
                 on_rows(step)
 
         _run_all(diagonal_tile, range(nb), workers)
-        _run_all(tile_run, tiles, workers)
+        _run_all(square, tiles, workers)
     found = np.isfinite(best_v)
     out_idx[:, :kk] = np.where(found, best_i, -1)
     out_sc[:, :kk] = np.where(found, best_v, np.nan)
