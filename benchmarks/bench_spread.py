@@ -26,6 +26,7 @@ ratio (pin2vec / gensim, medians over the seeds; vocabulary scan included for bo
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -75,14 +76,16 @@ def load_corpus(name: str, run_dir: str | None = None):
     return train_s, test_s, len(vocab)
 
 
-def fit(trainer: str, train_s, n_items: int, setting: dict, seed: int):
-    """(W, C, seconds): both matrices indexed by our integer item ids."""
+def fit(trainer: str, train_s, n_items: int, setting: dict, seed: int, extra: dict | None = None):
+    """(W, C, seconds): both matrices indexed by our integer item ids; ``extra``: more
+    TrainConfig fields for pin2vec only (``--set``)."""
     t0 = time.perf_counter()
     if trainer == "gensim":
         w, c = gensim_vectors(train_s, n_items, seed=seed, **setting)
         return w, c, time.perf_counter() - t0
     model = train([[str(i) for i in s] for s in train_s],
-                  TrainConfig(dim=64, workers=2, seed=seed, progress=False, **setting))
+                  TrainConfig(dim=64, workers=2, seed=seed, progress=False,
+                              **{**setting, **(extra or {})}))
     seconds = time.perf_counter() - t0
     w, c = np.zeros((n_items, 64), np.float32), np.zeros((n_items, 64), np.float32)
     rows = np.array([int(i) for i in model.item_ids])
@@ -90,8 +93,8 @@ def fit(trainer: str, train_s, n_items: int, setting: dict, seed: int):
     return w, c, seconds
 
 
-def measure(train_s, test_s, n_items, setting, seed, trainer) -> dict:
-    w, c, seconds = fit(trainer, train_s, n_items, setting, seed)
+def measure(train_s, test_s, n_items, setting, seed, trainer, extra=None) -> dict:
+    w, c, seconds = fit(trainer, train_s, n_items, setting, seed, extra)
     q, target = next_item_pairs(test_s)
     pop = popularity(train_s, n_items)
     seen = np.flatnonzero(pop > 0)
@@ -109,7 +112,11 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", default="3",
                    help="N (seeds 1..N) or a comma-separated list; medians shown (3)")
     p.add_argument("--settings", default="A,B,C", help="which of the three settings (A,B,C)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="extra pin2vec TrainConfig field, e.g. --set batch_size=256 (repeatable)")
+    p.add_argument("--skip-gensim", action="store_true", help="pin2vec only (no table row)")
     args = p.parse_args(argv)
+    extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     seeds = ([int(x) for x in args.seeds.split(",")] if "," in args.seeds
              else list(range(1, int(args.seeds) + 1)))
     head = (f"{'corpus':8s} {'settings':46s} {'mean cos':>15s} {'HR@10 cos':>17s} "
@@ -120,9 +127,16 @@ def main(argv=None) -> None:
         for k in args.settings.split(","):
             setting = SETTINGS[k.strip().upper()]
             runs: dict[str, list[dict]] = {"pin2vec": [], "gensim": []}
+            if args.skip_gensim:
+                del runs["gensim"]
             for seed in seeds:  # alternate, so both trainers see the same machine load
                 for t in runs:
-                    runs[t].append(measure(train_s, test_s, n_items, setting, seed, t))
+                    runs[t].append(measure(train_s, test_s, n_items, setting, seed, t, extra))
+            if args.skip_gensim:
+                print(f"{name:8s} {k} {extra} per seed {seeds}: " + "; ".join(
+                    f"{r['cos']:.3f}/{r['hr_cos']:.4f}/{r['hr_wc']:.4f}" for r in runs["pin2vec"]),
+                    flush=True)
+                continue
             med = {t: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
                    for t, rs in runs.items()}
             label = f"{k.strip().upper()} " + " ".join(f"{key}={v:g}" for key, v in setting.items())
