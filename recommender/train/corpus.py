@@ -160,6 +160,7 @@ class BatchMaker:
         self.dim, self.batch_size, self.group, self.shared = dim, batch_size, group, shared
         self.cap = config.row_update_cap
         self._ring: list[np.ndarray] = [np.empty(0, np.int64)] * _RING
+        self._lanes = np.arange(dim // _lanes(dim), dtype=np.int64)
         self._slot = 0
         self.vocab_size = len(vocab)
         self.max_exp = config.max_exp or None
@@ -342,8 +343,9 @@ class BatchMaker:
         if len(self._ring[slot]) < n:
             self._ring[slot] = np.empty(int(n * 1.25), np.int64)
         out = self._ring[slot][:n].reshape(len(rows), width)
-        np.multiply(rows[:, None], width, out=out, dtype=np.int64, casting="unsafe")
-        out += np.arange(width, dtype=np.int64)
+        start = rows.astype(np.int64)
+        start *= width
+        np.add(start[:, None], self._lanes, out=out)  # one pass over the [rows, width] output
         return out.reshape(-1)
 
     def _scale(self, rows: np.ndarray, load: np.ndarray, cap: float) -> np.ndarray:
