@@ -94,36 +94,38 @@ class Corpus:
             self.raw_tokens = int(self.vocab.counts.sum())
             self._chunks = None
         else:
-            # In-memory sequences: one Arrow array of every id, hashed once in C++ (a Python
-            # Counter and dict lookups per token cost more than an epoch of a small corpus).
+            # In-memory sequences, a chunk at a time: one Arrow array of its ids, hashed in C++ (a
+            # Python Counter and dict lookup per token cost more than an epoch of a small corpus).
             seqs = source if isinstance(source, list) else list(source)
-            flat = list(chain.from_iterable(seqs))
-            try:
-                ids = pa.array(flat, type=pa.string())
-            except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: ids are str(item)
-                ids = pa.array([str(item) for item in flat], type=pa.string())
-            del flat
-            encoded = pc.dictionary_encode(ids)
-            codes = encoded.indices.to_numpy(zero_copy_only=False)
-            distinct = encoded.dictionary.to_pylist()
-            counts = np.bincount(codes, minlength=len(distinct))
-            self.vocab = _make_vocab(dict(zip(distinct, counts.tolist())), min_count)
-            index = {item: i for i, item in enumerate(self.vocab.item_ids)}
-            rows = np.array([index.get(item, -1) for item in distinct] + [-1], dtype=np.int64)
-            tokens = rows[codes]
-            lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-            valid = tokens >= 0
-            if not valid.all():  # items under min_count: drop them, shortening their sessions
-                session = np.repeat(np.arange(len(seqs)), lengths)
-                lengths = np.bincount(session[valid], minlength=len(seqs))
-                tokens = tokens[valid]
-            ends = np.cumsum(lengths)
-            self._chunks = []
+            counter: Counter = Counter()
+            parts = []
             for start in range(0, len(seqs), CHUNK_SESSIONS):
-                stop = min(start + CHUNK_SESSIONS, len(seqs))
-                lo = int(ends[start - 1]) if start else 0
-                self._chunks.append((tokens[lo:int(ends[stop - 1])].astype(np.int32),
-                                     lengths[start:stop].copy()))
+                part = seqs[start:start + CHUNK_SESSIONS]
+                flat = list(chain.from_iterable(part))
+                try:
+                    ids = pa.array(flat, type=pa.string())
+                except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: ids are str(item)
+                    ids = pa.array([str(item) for item in flat], type=pa.string())
+                del flat
+                encoded = pc.dictionary_encode(ids)
+                codes = encoded.indices.to_numpy(zero_copy_only=False)
+                counts = np.bincount(codes, minlength=len(encoded.dictionary))
+                counter.update(dict(zip(encoded.dictionary.to_pylist(), counts.tolist())))
+                parts.append((codes, encoded.dictionary,
+                              np.fromiter(map(len, part), dtype=np.int64, count=len(part))))
+            self.vocab = _make_vocab(counter, min_count)
+            index = {item: i for i, item in enumerate(self.vocab.item_ids)}
+            self._chunks = []
+            for codes, distinct, lengths in parts:
+                rows = np.array([index.get(item, -1) for item in distinct.to_pylist()],
+                                dtype=np.int32)
+                tokens = rows[codes]
+                valid = tokens >= 0
+                if not valid.all():  # items under min_count: drop them, shortening sessions
+                    session = np.repeat(np.arange(len(lengths)), lengths)
+                    lengths = np.bincount(session[valid], minlength=len(lengths))
+                    tokens = tokens[valid]
+                self._chunks.append((tokens, lengths))
             self.sessions = len(seqs)
             self.raw_tokens = int(self.vocab.counts.sum())
 
@@ -268,10 +270,10 @@ class BatchMaker:
         nb = max(1, -(-pairs // self.batch_size))
         per = -(-pairs // nb)  # examples of the fullest batch; the others have one fewer
         full = pairs - (per - 1) * nb  # batches 0..full-1 have ``per`` examples
-        centre = np.repeat(np.arange(a, c, dtype=np.int64), cnt)
-        ctx = np.arange(pairs, dtype=np.int64)
-        ctx -= np.repeat(np.cumsum(cnt) - cnt, cnt)  # k-th context of its centre
-        ctx += lo[centre]
+        # Token positions fit int32 (a chunk is far below 2**31 tokens): half the memory.
+        centre = np.repeat(np.arange(a, c, dtype=np.int32), cnt)
+        ctx = np.repeat((lo[a:c] - (np.cumsum(cnt) - cnt)).astype(np.int32), cnt)
+        ctx += np.arange(pairs, dtype=np.int32)  # lo of its centre + k-th context
         ctx += ctx >= centre  # skip the centre itself
         # Pair p goes to batch p % nb, slot p // nb: a [per, nb] grid read column-wise.
         grid = np.zeros((2, per * nb), dtype=np.int32)
