@@ -1,6 +1,7 @@
 """Cold start side by side: held-out items served from their attributes vs popularity baselines.
 
-``python benchmarks/bench_coldstart.py [--logs samples,dense,sparse] [--repeats 3] [--mode mean]``
+``python benchmarks/bench_coldstart.py [--logs samples,dense,sparse] [--repeats 3] [--mode mean]
+[--share X] [--lr-scale X] [--validation X] [--priors 0,1:2,3]``
 
 For each log (``data_samples/``, and the dense and sparse real-shaped logs of
 ``benchmarks/reallike.py`` with their catalogues) it holds out 20% of the trained items entirely,
@@ -8,6 +9,11 @@ trains without and with attributes and prints :func:`recommender.evaluate.cold.e
 table: HR@10 on cold, warm and tail queries, pin2vec vs most-popular and most-popular-within-the-
 same-attribute-value, and the training speed with attributes as a ratio (median of ``--repeats``
 runs, seeds 0..repeats-1 for the held-out draw, so the HR figures are medians over draws too).
+Cold rows: the model's validated default (the cold scoring it chose on pseudo-cold items of the
+kept sessions, printed per draw with its ratio to the baseline) beside fixed alternatives and
+``same:<the baseline's column>`` at weight 1 (the baseline itself, scored by
+:func:`recommender.core.attributes.cold_scores`: 1.000x) and 0.1; warm/tail rows: tail
+blending at each ``--priors`` entry ``prior[:max engagements blended]`` (1:2 is the index default).
 """
 
 from __future__ import annotations
@@ -76,13 +82,18 @@ def run(name: str, repeats: int, attribute_config: AttributeConfig, priors) -> d
     attrs = CatalogAttributes.from_catalog(catalog, specs)
     reports = [evaluate_cold(train, test, attrs, train_config, attribute_config,
                              ColdEvalConfig(seed=seed, priors=priors)) for seed in range(repeats)]
+    draws = [rep["cold_vs_best_attribute"]["ratio"]["default"] for rep in reports]
     merged = reports[0]
+    merged["cold_ratio_draws"] = draws
     for r, row in enumerate(merged["results"]):
         row["hr"] = float(np.median([rep["results"][r]["hr"] for rep in reports]))
     merged["speed"]["ratio"] = float(np.median([rep["speed"]["ratio"] for rep in reports]))
     for b in merged["cold_vs_best_attribute"]["ratio"]:
         ratios = [rep["cold_vs_best_attribute"]["ratio"][b] or 0 for rep in reports]
         merged["cold_vs_best_attribute"]["ratio"][b] = round(float(np.median(ratios)), 3)
+    merged["cold_choices"] = [
+        f"{(rep['cold_choice'] or {}).get('scoring')} "
+        f"{(rep['cold_choice'] or {}).get('popularity', 0):g}" for rep in reports]
     return merged
 
 
@@ -92,19 +103,28 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--mode", default="mean", choices=["mean", "each"])
     p.add_argument("--share", type=float, default=AttributeConfig().share)
+    p.add_argument("--lr-scale", type=float, default=AttributeConfig().lr_scale)
+    p.add_argument("--validation", type=float, default=AttributeConfig().validation,
+                   help="share of items kept out of the replay to choose the cold scoring")
     p.add_argument("--update-context", action="store_true")
-    p.add_argument("--priors", default="0,3", help="tail-blending priors to compare (0,3)")
+    p.add_argument("--priors", default="0,1:2,3",
+                   help="tail blending compared: prior[:max engagements blended] (0,1:2,3)")
     args = p.parse_args(argv)
     attribute_config = AttributeConfig(mode=args.mode, share=args.share,
-                                       update_context=args.update_context)
+                                       update_context=args.update_context,
+                                       lr_scale=args.lr_scale, validation=args.validation)
     from recommender.evaluate.cold import format_table
 
-    priors = tuple(float(x) for x in args.priors.split(","))
+    priors = tuple((float(x.split(":")[0]), int(x.split(":")[1]) if ":" in x else 0)
+                   for x in args.priors.split(","))
     print(f"attributes: {attribute_config}, blending priors {priors}, medians of {args.repeats}")
     for name in args.logs.split(","):
         report = run(name, args.repeats, attribute_config, priors)
         print(f"\n== {name}: {report['counts']}")
         print(format_table(report))
+        print(f"cold scoring chosen by validation on pseudo-cold items, per draw: "
+              f"{report['cold_choices']}; default / best popular-same, per draw: "
+              f"{report['cold_ratio_draws']}")
     return 0
 
 

@@ -247,12 +247,13 @@ class RelatedItems:
 
         ``attributes`` maps catalogue columns to values as the catalogue holds them:
         ``{"brand": "acme", "price": 12.99, "tags": ["a", "b"]}`` (or ``"a|b"``). The query is
-        the item's attribute vector, composed as for cold items at index time, matched by
-        exact cosine against the candidates' attribute vectors (``attribute_space.npy``), like
-        cold rows at index time. Columns and values the model never saw are ignored with a
-        ``UserWarning``; if no value is known the call behaves like :meth:`related` with an
-        unknown id (KeyError or ``default``). Needs an index built from a model trained with a
-        catalogue.
+        the item's attribute vector, composed as for cold items at index time, scored exactly
+        against the candidates as cold rows were at index time (the manifest's ``cold``
+        scoring: cosine with ``attribute_space.npy`` or the logit against
+        ``attribute_context.npy``, plus its popularity weight). Columns and values the model
+        never saw are ignored with a ``UserWarning``; if no value is known the call behaves
+        like :meth:`related` with an unknown id (KeyError or ``default``). Needs an index built
+        from a model trained with a catalogue.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -264,9 +265,25 @@ class RelatedItems:
         if not tokens:
             return self._fallback(f"attributes {dict(attributes)!r}", k, exclude, default)
         query, _ = attrs.compose([tokens])
-        scores = self._space @ unit_rows(query.astype(np.float32))[0]
-        popularity = float((self.manifest.get("cold") or {}).get("popularity") or 0.0)
-        if popularity:  # as for cold rows at index time (recommender/index/cold.py)
+        cold = self.manifest.get("cold") or {}
+        popularity = float(cold.get("popularity") or 0.0)
+        scoring = str(cold.get("scoring") or "space")
+        if scoring.startswith("same:"):  # scored as cold rows at index time (index/cold.py)
+            from recommender.core.attributes import SharedValues, cold_scores
+
+            if self._shared is None:
+                by_id = dict(zip(attrs.item_ids or [], attrs.item_tokens or []))
+                self._shared = SharedValues([by_id.get(i, []) for i in
+                                             self._ids[: len(self._space)]],
+                                            scoring[len("same:"):])
+            scores = cold_scores(query, scoring, popularity, self._counts[: len(self._space)],
+                                 self._space, shared=self._shared([tokens]))[0]
+            popularity = 0.0  # already in
+        elif self._attr_context is not None:  # as cold rows at index time (index/cold.py)
+            scores = self._attr_context @ query[0].astype(np.float32)
+        else:
+            scores = self._space @ unit_rows(query.astype(np.float32))[0]
+        if popularity:
             scores += np.float32(popularity) * np.log1p(self._counts[: len(scores)]).astype(
                 np.float32)
         for i in exclude:
@@ -289,6 +306,13 @@ class RelatedItems:
             space = _load_npy(self.path / "attribute_space.npy", np.float32,
                               (indexed, self.manifest["dim"]))
             self._space = unit_rows(np.asarray(space, dtype=np.float32))
+            self._attr_context = None
+            self._shared = None
+            if (self.manifest.get("cold") or {}).get("scoring") == "context":
+                model_rows = len(self) - int(self.manifest["counts"].get("cold_catalogue", 0))
+                self._attr_context = np.asarray(_load_npy(
+                    self.path / "attribute_context.npy", np.float32,
+                    (model_rows, self.manifest["dim"])))
         return self._attrs
 
     def vector(self, item_id: str) -> np.ndarray:

@@ -17,7 +17,7 @@ from recommender.index.build import (
     build_index,
     choose_backend,
 )
-from recommender.index.exact import exact_neighbors
+from recommender.index.exact import exact_neighbors, self_top_k, top_k_dot
 from tests.factories import write_model_dir
 
 QUIET = dict(progress=False)
@@ -64,6 +64,47 @@ def test_exact_matches_brute_force_on_real_valued_vectors_across_tiles(monkeypat
     idx, _ = exact_neighbors(items[rows], items, 10, "cosine", rows, block_bytes=1 << 16)
     want, _ = _brute(items[rows], items, 10, "cosine", rows)
     assert (idx == want).mean() > 0.999  # float32 vs float64 may swap a near-tie
+
+
+@pytest.mark.parametrize("n_items,block", [(2, 1), (9, 4), (300, 64), (1000, 96)])
+def test_self_table_equals_brute_force_with_ties_to_the_lower_row(n_items, block):
+    # The symmetric tiled table: integer coordinates make every inner product exact in float32,
+    # so ties (many, with 6 small coordinates; duplicate rows too) are real and go to the lower
+    # row; ragged blocks, tiles in any order on two threads.
+    rng = np.random.default_rng(n_items)
+    items = rng.integers(-2, 3, (n_items, 6)).astype(np.float32)
+    items[n_items // 2] = items[0]  # a duplicate of row 0
+    k = 12
+    idx, sc = self_top_k(items, k, n_jobs=2, block=block)
+    rows = np.arange(n_items)
+    want, full = _brute(items, items, min(k, n_items - 1), "dot", rows)
+    assert idx[:, : want.shape[1]].tolist() == want.tolist()
+    assert np.array_equal(sc[:, : want.shape[1]], np.take_along_axis(full, want, 1))
+    assert (idx[:, want.shape[1]:] == -1).all() and np.isnan(sc[:, want.shape[1]:]).all()
+    if n_items > 2:  # and what querying every row gives
+        assert np.array_equal(idx, top_k_dot(items, items, k, rows)[0])
+
+
+def test_exact_table_uses_the_symmetric_shortcut_and_matches_row_queries(tmp_path, monkeypatch):
+    from recommender.index import exact
+
+    monkeypatch.setattr(exact, "SELF_BLOCK", 128)
+    model = _hard_model(tmp_path, n=700, dim=8)
+    calls = []
+    real = exact.self_top_k
+    monkeypatch.setattr("recommender.index.backends.exact.self_top_k",
+                        lambda *a, **kw: calls.append(1) or real(*a, block=128, **kw))
+    build_index(model, tmp_path / "sym", IndexConfig(k=7, backend="exact", **QUIET))
+    assert calls == [1]
+    vectors = np.load(model / "vectors.npy")
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    rows_idx, _ = top_k_dot(unit.astype(np.float32), unit.astype(np.float32), 7, np.arange(700))
+    got = np.load(tmp_path / "sym" / "neighbors.npy")
+    assert (got == rows_idx).mean() > 0.999  # two float32 products may swap a near-tie
+    # complementary scoring (input x context) is not symmetric: row queries, no shortcut
+    build_index(model, tmp_path / "dot", IndexConfig(k=7, backend="exact",
+                                                     scoring="complementary", **QUIET))
+    assert calls == [1]
 
 
 def _hard_model(tmp_path, n=1500, dim=24, seed=2):

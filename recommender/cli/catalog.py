@@ -38,6 +38,9 @@ def add_catalog_arguments(p: argparse.ArgumentParser, attributes: bool = True) -
                    "(EGES-style, default); each: every value alone (Meta-Prod2Vec-style)")
     g.add_argument("--attribute-share", type=float, default=None,
                    help="share of each batch also trained through the attributes")
+    g.add_argument("--attribute-validation", type=float, default=None,
+                   help="share of items kept out of the attribute training to choose how cold "
+                   "items are scored (default 0.1; 0 = no choice: cosine, no popularity)")
     g.add_argument("--attribute-frozen-context", action="store_true", default=None,
                    help="attribute examples do not move the context vectors (item vectors "
                    "stay exactly as without attributes)")
@@ -70,6 +73,8 @@ def training_attributes(args: argparse.Namespace):
     config = AttributeConfig(
         mode=args.attribute_mode or d.mode,
         share=args.attribute_share if args.attribute_share is not None else d.share,
+        validation=(args.attribute_validation if getattr(args, "attribute_validation", None)
+                    is not None else d.validation),
         update_context=d.update_context if args.attribute_frozen_context is None else False)
     return (CatalogAttributes.from_catalog(catalog, options.attributes, options.separator,
                                            options.buckets), config)

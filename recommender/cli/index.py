@@ -61,10 +61,20 @@ def _parser() -> argparse.ArgumentParser:
                    "(models trained with --catalog-attributes; default %(default)s)")
     p.add_argument("--attribute-prior", type=float, default=c.prior,
                    help="blend rare items' vectors towards their attributes, weight "
-                   "prior/(count+prior) (default %(default)s: off)")
+                   "prior/(count+prior) (default %(default)s; 0 = off)")
+    p.add_argument("--attribute-prior-max-count", type=int, default=c.prior_max_count,
+                   help="blend only items with at most this many engagements (default "
+                   "%(default)s; 0 = every item)")
+    p.add_argument("--cold-scoring", default=c.scoring,
+                   help="how cold items find related items: space = cosine of attribute "
+                   "vectors, context = attribute vector x context vectors (skip-gram logit), "
+                   "same:COLUMN = items sharing the item's COLUMN value first, ranked by "
+                   "popularity*log(1+engagements) + (1-popularity)*cosine; "
+                   "auto (default) = the model's choice, made by validation on pseudo-cold "
+                   "items at training time")
     p.add_argument("--cold-popularity", type=float, default=c.popularity,
-                   help="cold items' related items score cosine + this * log(1 + engagements) "
-                   "(default %(default)s; 0.03 helps where next items are mostly popular)")
+                   help="cold items' related items score + this * log(1 + engagements) "
+                   "(default: the model's validated choice)")
     p.add_argument("--cold-candidates", action="store_true",
                    help="cold items may also be returned as related items")
     p.add_argument("--overwrite", action="store_true", help="replace an existing INDEX dir")
@@ -99,8 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         recall_sample=args.recall_sample, seed=args.seed, n_jobs=args.n_jobs,
         batch_size=args.batch_size, progress=not args.quiet,
     )
-    cold = ColdConfig(args.min_engagements, args.attribute_prior, args.cold_candidates,
-                      popularity=args.cold_popularity)
+    cold = ColdConfig(min_engagements=args.min_engagements, prior=args.attribute_prior,
+                      cold_candidates=args.cold_candidates,
+                      popularity=args.cold_popularity, scoring=args.cold_scoring,
+                      prior_max_count=args.attribute_prior_max_count)
     m = build_index(args.model, args.output, config, beam_args=beam_args, overwrite=args.overwrite,
                     cold=cold)
     recall_text = "n/a" if m["recall_at_10"] is None else f"{m['recall_at_10']:.3f}"
@@ -120,5 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if m.get("cold"):
         print(f"cold start: {m['counts']['warm']} warm and {m['counts']['cold']} cold items "
-              f"({m['counts']['attribute_values']} attribute values)")
+              f"({m['counts']['attribute_values']} attribute values); cold items scored by "
+              f"{m['cold']['scoring']}, popularity {m['cold']['popularity']:g} "
+              f"({m['cold']['chosen_by']})")
     return 0

@@ -117,10 +117,20 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=2))
         return 0
     measure = {"similar": "cosine", "complementary": "dot"}.get(related.scoring, "score")
+    # Cold rows and attribute queries are scored by the index's cold scoring: a cosine only for
+    # "space" without a popularity weight (recommender/index/cold.py).
+    cold = related.manifest.get("cold") or {}
+    cold_measure = ("cosine" if cold.get("scoring", "space") == "space"
+                    and not cold.get("popularity") else "score")
+    n_cold = ((related.manifest.get("counts") or {}).get("cold_catalogue")
+              or cold.get("cold_catalogue") or 0)  # embedding / count-based index
+    warm_rows = len(related) - int(n_cold)
     for q, rows in queries:
+        is_cold = args.attribute or (q in related and related.item_ids.index(q) >= warm_rows)
         print(f"{printable(q)}{label(catalog, q)}")
         for rank, (r, s) in enumerate(rows, 1):
-            print(f"  {rank:>3}. {printable(r)}  {measure}={s:.4f}{label(catalog, r)}")
+            print(f"  {rank:>3}. {printable(r)}  {cold_measure if is_cold else measure}={s:.4f}"
+                  f"{label(catalog, r)}")
     return 0
 
 

@@ -266,6 +266,8 @@ def _choose(out: Path, args, config, embeddings: bool):
 
 def _ship(out: Path, winner, model, args, beam_args) -> dict:
     """Build the winner on the whole training period and write it as ``index/``."""
+    import numpy as np
+
     from recommender.core.artifacts import file_digest
     from recommender.evaluate.baselines import build
     from recommender.evaluate.next_item import load_split
@@ -284,6 +286,18 @@ def _ship(out: Path, winner, model, args, beam_args) -> dict:
     table = build(winner, data, vectors, k)
     extra = {"candidate": winner.to_json(), "sessions_dir": str(out / "train_sessions"),
              "sessions_digest": file_digest(out / "train_sessions" / "manifest.json")}
+    if model is not None and model.attributes is not None:
+        # catalogue items no session engaged with get rows too (recommender/scorers/cold.py)
+        from recommender.scorers.cold import add_cold_rows
+
+        table, cold = add_cold_rows(table, model.attributes, model.item_ids,
+                                    np.asarray(model.vectors), np.asarray(model.context_vectors))
+        if cold is not None:
+            extra["cold"] = cold
+            extra["model_dir"] = str(out / "model")
+            print(f"      + {cold['cold_catalogue']:,} cold catalogue items, related items from "
+                  f"their attributes ({cold['scoring']} scoring, popularity "
+                  f"{cold['popularity']:g}, {cold['chosen_by']})", flush=True)
     if model is not None and winner.needs_vectors:
         extra["model_dir"] = str(out / "model")
     return write_index(table, out / "index", overwrite=True, extra=extra)

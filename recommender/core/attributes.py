@@ -138,3 +138,82 @@ class AttributeVectors:
                 if k not in ("format_version", "kind", "schema", "values", "dim")}
         return cls(schema, values.column("token").to_pylist(),
                    values.column("items").to_numpy(), np.asarray(vectors), info, ids, tokens)
+
+
+# --- scoring cold queries -----------------------------------------------------------------------
+
+COLD_SCORINGS = ("space", "context")
+SAME = "same:"  # scoring "same:<column>": popular-within-the-same-value blended with cosine
+SAME_OFFSET = 64.0  # above any popularity + cosine term (log(1 + count) < 44 for any count)
+
+
+def valid_scoring(scoring: str) -> bool:
+    """``space``, ``context`` or ``same:<column>``."""
+    return scoring in COLD_SCORINGS or (scoring.startswith(SAME) and len(scoring) > len(SAME))
+
+
+class SharedValues:
+    """Which candidates share a value of one column with a query: the candidates' token lists
+    inverted per value of ``column`` (``"column=value"`` tokens)."""
+
+    def __init__(self, candidate_tokens: list[list[str]], column: str):
+        self.column, self.n = column, len(candidate_tokens)
+        postings: dict[str, list[int]] = {}
+        for r, tokens in enumerate(candidate_tokens):
+            for t in set(tokens or ()):
+                if column_of(t) == column:
+                    postings.setdefault(t, []).append(r)
+        self.postings = {t: np.array(v, np.int64) for t, v in postings.items()}
+
+    def __call__(self, query_tokens: list[list[str]]) -> np.ndarray:
+        """bool [queries, candidates]: the candidate carries a value of the column the query
+        carries."""
+        out = np.zeros((len(query_tokens), self.n), bool)
+        for i, tokens in enumerate(query_tokens):
+            for t in set(tokens or ()):
+                rows = self.postings.get(t)
+                if rows is not None:
+                    out[i, rows] = True
+        return out
+
+
+def cold_scores(queries: np.ndarray, scoring: str, popularity: float, counts: np.ndarray,
+                space: np.ndarray | None = None, context: np.ndarray | None = None,
+                shared: np.ndarray | None = None) -> np.ndarray:
+    """Scores [n, candidates] of cold queries (attribute vectors) against candidates.
+
+    ``scoring="space"``: cosine with the candidates' attribute vectors (``space``);
+    ``"context"``: the skip-gram logit ``query · context`` with the candidates' output (context)
+    vectors -- what the attributes were trained to predict, the W·C scoring of warm items. Both
+    add ``popularity * log(1 + engagements)`` of the candidate (``counts``); float32.
+
+    ``"same:<column>"`` (``shared``: bool [n, candidates], :class:`SharedValues` of that column):
+    candidates sharing a value of the column with the query first, each group ranked by
+    ``popularity * log(1 + engagements) + (1 - popularity) * cosine`` (``0 <= popularity <=
+    1``); float64, so equal counts tie exactly. ``popularity = 1`` is exactly the baseline
+    "most popular within the same value, then most popular" (ties to the lower row); ``0`` is
+    attribute cosine within the same value.
+    """
+    from recommender.core.vectors import unit_rows
+
+    queries = np.asarray(queries, np.float32)
+    if scoring.startswith(SAME) and valid_scoring(scoring):
+        if shared is None:
+            raise ValueError(f"cold scoring {scoring!r} needs the shared-value mask")
+        p = float(popularity)
+        scores = SAME_OFFSET * np.asarray(shared, np.float64)
+        scores += p * np.log1p(np.asarray(counts, np.float64))[None]
+        if p < 1:
+            cos = unit_rows(queries) @ unit_rows(np.asarray(space, np.float32)).T
+            scores += (1 - p) * cos.astype(np.float64)
+        return scores
+    if scoring == "space":
+        scores = unit_rows(queries) @ unit_rows(np.asarray(space, np.float32)).T
+    elif scoring == "context":
+        scores = queries @ np.asarray(context, np.float32).T
+    else:
+        raise ValueError(f"cold scoring must be one of {COLD_SCORINGS} or same:<column>, "
+                         f"not {scoring!r}")
+    if popularity:
+        scores += np.float32(popularity) * np.log1p(np.asarray(counts)).astype(np.float32)[None]
+    return scores

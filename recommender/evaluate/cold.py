@@ -6,13 +6,16 @@ The model is trained twice on what remains, without and with attributes, and nex
 ``(query, next item)`` of the test sessions are scored by HR@k in three slices:
 
 * ``cold`` -- the query is a held-out item. pin2vec answers from the item's attribute vector,
-  matched against the trained items' attribute vectors as in the index;
+  scored against the trained items as the index scores cold rows: with the model's validated
+  choice (:mod:`recommender.train.cold_choice`, made on pseudo-cold items of the *kept*
+  training sessions, so the held-out items play no part in it), and with fixed alternatives;
   the baselines are the most popular items and the most popular items sharing a value of one
   attribute with the query (``popular-same-<column>``, each column separately; the best of them
   is the bar the cold-start target is measured against);
 * ``warm`` -- the query was trained: learned vectors without vs with attributes;
 * ``tail`` -- warm queries with at most ``tail_max`` training engagements, where the attributes
-  (blended in with each of ``priors``, see :func:`recommender.index.cold.blend`) matter most.
+  (blended in with each of ``priors``, see :func:`recommender.index.cold.blend`; the index
+  default blends items with at most 2 engagements at prior 1) matter most.
   With prior 0 the warm rows equal "pin2vec" exactly: attribute training leaves the item vectors
   bit-identical unless ``AttributeConfig.update_context`` is set.
 
@@ -29,10 +32,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from recommender.core.attributes import SAME, SharedValues, cold_scores
 from recommender.core.catalog import column_of
 from recommender.core.errors import ConfigError
 from recommender.core.vectors import unit_rows
-from recommender.index.cold import blend, cold_scores
+from recommender.index.cold import blend, blend_mask
 from recommender.train import TrainConfig, train
 from recommender.train.attributes import AttributeConfig, CatalogAttributes
 
@@ -45,11 +49,15 @@ class ColdEvalConfig:
     k: int = 10
     seed: int = 0
     tail_max: int = 5  # warm queries with at most this many training engagements are the tail
-    priors: tuple[float, ...] = (0.0, 3.0)  # blending priors of the "with attributes" rows
-    popularity: tuple[float, ...] = (0.0, 0.03)  # cold-match popularity weights compared
+    # Blending of the "with attributes" rows: (prior, max engagements blended, 0 = any item);
+    # (1, 2) is the index default (recommender.index.cold.ColdConfig).
+    priors: tuple[tuple[float, int], ...] = ((0.0, 0), (1.0, 2), (3.0, 0))
+    # Fixed cold scorings shown beside the model's validated choice: (scoring, popularity).
+    alternatives: tuple[tuple[str, float], ...] = (("space", 0.0), ("space", 0.03),
+                                                   ("context", 0.75))
 
     def __post_init__(self):
-        if any(not p >= 0 for p in self.priors):
+        if any(not p >= 0 or m < 0 for p, m in self.priors):
             raise ConfigError(f"priors must be >= 0, got {self.priors!r}")
         if not 0 < self.holdout < 1:
             raise ConfigError(f"holdout must be in (0, 1), got {self.holdout!r}")
@@ -165,13 +173,24 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
     item_vecs = with_attrs.vectors
     own, own_has = attrs.compose([by_id.get(i, []) for i in ids])
     space = np.where(own_has[:, None], own, item_vecs)
-    cold_hits = {b: np.zeros(len(pairs), bool) for b in config.popularity}
+    choice = attrs.info.get("cold_scoring") or {"scoring": "space", "popularity": 0.0}
+    settings = {"default": (choice["scoring"], float(choice["popularity"]))}
+    settings.update({f"{sc} {b:g}": (sc, b) for sc, b in config.alternatives})
+    # The baseline's own column through cold_scores: weight 1 reproduces the baseline exactly.
+    best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
+    settings.update({f"{SAME}{best} {b:g}": (f"{SAME}{best}", b) for b in (1.0, 0.1)})
+    cold_hits = {key: np.zeros(len(pairs), bool) for key in settings}
     if len(cold_idx):
         qv, has = attrs.compose([by_id.get(q_ids[i], []) for i in cold_idx])
-        for b in config.popularity:
-            scores = cold_scores(qv, space, counts, b)
+        context = np.asarray(with_attrs.context_vectors)
+        q_tokens = [by_id.get(q_ids[i], []) for i in cold_idx]
+        cand_tokens = [by_id.get(i, []) for i in ids]
+        for key, (scoring, b) in settings.items():
+            shared = (SharedValues(cand_tokens, scoring[len(SAME):])(q_tokens)
+                      if scoring.startswith(SAME) else None)
+            scores = cold_scores(qv, scoring, b, counts, space, context, shared)
             top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-            cold_hits[b][cold_idx] = _hits(top, targets[cold_idx]) & has
+            cold_hits[key][cold_idx] = _hits(top, targets[cold_idx]) & has
     # Warm queries: learned vectors without attributes, and with them (plus tail blending).
     warm_idx = np.flatnonzero(warm)
     plain_hits = np.zeros(len(pairs), bool)
@@ -180,34 +199,37 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
         qr = q_rows[warm_idx]
         plain_hits[warm_idx] = _hits(_top_k(plain.vectors[qr], plain.vectors, k, qr),
                                      targets[warm_idx])
-        for prior in config.priors:
+        for prior, max_count in config.priors:
             blended = np.array(item_vecs, np.float32)
+            sel = own_has & blend_mask(counts, max_count)
             if prior > 0:
-                blended[own_has] = blend(blended[own_has], own[own_has], counts[own_has], prior)
-            attr_hits[prior][warm_idx] = _hits(_top_k(blended[qr], blended, k, qr),
-                                               targets[warm_idx])
-    best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
+                blended[sel] = blend(blended[sel], own[sel], counts[sel], prior)
+            attr_hits[prior, max_count][warm_idx] = _hits(_top_k(blended[qr], blended, k, qr),
+                                                          targets[warm_idx])
     for name, mask in (("cold", cold), ("warm", warm), ("tail", tail)):
         add(name, "popular", pop_hits, mask)
         if name != "warm":
             for c in columns:
                 add(name, f"popular-same-{c}", same_hits[c], mask)
         if name == "cold":
-            for b, hits in cold_hits.items():
-                add(name, "pin2vec attributes" + (f", popularity {b:g}" if b else ""), hits,
-                    mask)
+            for key, hits in cold_hits.items():
+                add(name, "pin2vec attributes" + (" (validated default)" if key == "default"
+                                                  else f", {key}"), hits, mask)
         else:
             add(name, "pin2vec", plain_hits, mask)
-            for prior, hits in attr_hits.items():
-                add(name, f"pin2vec + attributes, prior {prior:g}", hits, mask)
+            for (prior, max_count), hits in attr_hits.items():
+                add(name, f"pin2vec + attributes, prior {prior:g}"
+                    + (f" (<= {max_count} engagements)" if prior and max_count else ""),
+                    hits, mask)
     plain_wps = plain.manifest.get("words_per_second") or 0.0
     attr_wps = with_attrs.manifest.get("words_per_second") or 0.0
     bar = same_hits[best][cold].mean() if cold.any() else float("nan")
-    ratios = {f"{b:g}": round(float(h[cold].mean() / bar), 3) if bar else None
-              for b, h in cold_hits.items()}
+    ratios = {key: round(float(h[cold].mean() / bar), 3) if bar else None
+              for key, h in cold_hits.items()}
     return {
         "results": [r.as_dict() for r in results],
         "cold_vs_best_attribute": {"column": best, "ratio": ratios},
+        "cold_choice": attrs.info.get("cold_scoring"),
         "speed": {"words_per_second": round(plain_wps), "with_attributes": round(attr_wps),
                   "ratio": round(attr_wps / plain_wps, 3) if plain_wps else None,
                   "seconds": round(t1 - t0, 2), "seconds_with_attributes": round(t2 - t1, 2)},
@@ -216,19 +238,19 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                                                   "warm": int(warm.sum()),
                                                   "tail": int(tail.sum())})},
         "config": {"holdout": config.holdout, "k": k, "seed": config.seed,
-                   "tail_max": config.tail_max, "priors": list(config.priors),
-                   "popularity": list(config.popularity),
+                   "tail_max": config.tail_max, "priors": [list(p) for p in config.priors],
+                   "alternatives": [list(a) for a in config.alternatives],
                    "attributes": attribute_config.__dict__},
     }
 
 
 def format_table(report: dict) -> str:
     """The side-by-side table of :func:`evaluate_cold`'s results."""
-    lines = [f"{'slice':<6} {'method':<34} {'HR@k':>7} {'queries':>8}"]
+    lines = [f"{'slice':<6} {'method':<40} {'HR@k':>7} {'queries':>8}"]
     for r in report["results"]:
-        lines.append(f"{r['slice']:<6} {r['method']:<34} {r['hr']:>7.4f} {r['queries']:>8}")
+        lines.append(f"{r['slice']:<6} {r['method']:<40} {r['hr']:>7.4f} {r['queries']:>8}")
     c, s = report["cold_vs_best_attribute"], report["speed"]
-    ratios = ", ".join(f"{v}x (popularity {b})" for b, v in c["ratio"].items())
+    ratios = ", ".join(f"{v}x ({b})" for b, v in c["ratio"].items())
     lines.append(f"cold: pin2vec attributes / popular-same-{c['column']} = {ratios}; "
                  f"training speed with attributes {s['ratio']}x")
     return "\n".join(lines)

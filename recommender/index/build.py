@@ -42,7 +42,7 @@ from recommender.core.integrity import check_table, verify_files
 from recommender.index import table as related_table
 from recommender.index.backends import BACKENDS, available, get_backend
 from recommender.index.backends.annoy import auto_search_k, auto_trees
-from recommender.index.cold import ColdConfig, cold_table, extend_rows
+from recommender.index.cold import ColdConfig, cold_manifest, cold_table, extend_rows
 from recommender.index.exact import exact_neighbors, recall
 
 __all__ = ["IndexConfig", "build_index", "choose_backend", "exact_neighbors", "recall",
@@ -53,14 +53,18 @@ METRICS = {"similar": "angular", "complementary": "dot"}
 SEARCH_METRIC = {"similar": "cosine", "complementary": "dot"}
 
 # Cost model of `auto`: rough wall seconds of the whole table on two quiet cores. Exact: V^2 * d
-# multiply-adds at 6e10/s (GEMM at ~140 GFLOP/s plus ~15% for the top-K selection). ANN: build +
-# calibration + queries per item at d = 64, scaled by d / 64. Measured with
-# benchmarks/bench_index.py at 100k clustered items, where exact (55 CPU-s) and HNSW (41 CPU-s
-# build + 14 CPU-s queries at ef 32) cost the same; Annoy needed 2.4 ms of CPU per item on trained
-# vectors (search_k 400 per tree for recall 0.95). So auto switches to HNSW above ~100k items
-# (to Annoy, without hnswlib, above ~500k).
-EXACT_MACS_PER_SECOND = 6.0e10
-ANN_SECONDS_PER_ITEM = {"hnsw": 1.1e-4, "annoy": 5.0e-4}  # at d = 64, recall 0.95
+# multiply-adds at 2.4e10/s including the top-K selection (the products run at ~50 GFLOP/s a core
+# for d = 64; selection and merging add about as much again), and half of them for cosine scoring,
+# whose symmetric tiles are computed once (95k items trained on the dense log: 21 CPU-s). ANN:
+# build + calibration + queries per item at d = 64, scaled by d / 64, on vectors where it reaches
+# recall 0.95 at all: HNSW 36 CPU-s at 100k clustered items and 721 CPU-s at 1M (ef_construction
+# 100), Annoy 2.4 ms of CPU per item on trained vectors (search_k 400 per tree). So auto stays
+# exact up to ~150k items for similar scoring (~75k for complementary), then HNSW (or Annoy).
+# On vectors trained from the dense rating-like log HNSW does not reach 0.95 even at M 64 / ef
+# 1024 (0.892 at 95k items: all cosines within a narrow cone), which is one more reason to stay
+# exact while exact is affordable.
+EXACT_MACS_PER_SECOND = 2.4e10
+ANN_SECONDS_PER_ITEM = {"hnsw": 2.5e-4, "annoy": 1.2e-3}  # at d = 64, recall 0.95
 ANN_PREFERENCE = ("hnsw", "annoy")  # fastest first at the recall target (bench_index.py)
 
 
@@ -144,20 +148,21 @@ class IndexConfig:
         return settings
 
 
-def estimated_seconds(backend: str, n_items: int, dim: int) -> float:
+def estimated_seconds(backend: str, n_items: int, dim: int, scoring: str = "similar") -> float:
     """Rough whole-table seconds of ``backend`` on this machine (the cost model of ``auto``)."""
     if backend == "exact":
-        return float(n_items) ** 2 * dim / EXACT_MACS_PER_SECOND
+        symmetric = 0.5 if scoring == "similar" else 1.0  # cosine tiles are computed once
+        return symmetric * float(n_items) ** 2 * dim / EXACT_MACS_PER_SECOND
     return ANN_SECONDS_PER_ITEM[backend] * n_items * dim / 64
 
 
-def choose_backend(n_items: int, dim: int) -> tuple[str, dict]:
+def choose_backend(n_items: int, dim: int, scoring: str = "similar") -> tuple[str, dict]:
     """``auto``: (backend, estimated seconds of each candidate).
 
     Exact while ``V^2 * d`` costs less than the fastest installed approximate backend; exact
     also has recall 1 and no build step, so ties go to it.
     """
-    estimates = {"exact": estimated_seconds("exact", n_items, dim)}
+    estimates = {"exact": estimated_seconds("exact", n_items, dim, scoring)}
     for name in ANN_PREFERENCE:
         if available(name):
             estimates[name] = estimated_seconds(name, n_items, dim)
@@ -223,13 +228,14 @@ def build_index(
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     model_manifest, ids, counts, vectors, context = _load_model(model_dir)
-    rows = extend_rows(model_dir, ids, counts, vectors, cold, config.scoring)  # cold items
+    rows = extend_rows(model_dir, ids, counts, vectors, cold, config.scoring,
+                       context)  # cold items
     if rows is not None:
         ids, counts, vectors = rows.ids, rows.counts, rows.vectors
     n, dim = vectors.shape
     n_ann = rows.candidates if rows is not None else n  # rows [0, n_ann) are the backend's
     if config.backend == "auto":
-        backend_name, estimates = choose_backend(n_ann, dim)
+        backend_name, estimates = choose_backend(n_ann, dim, config.scoring)
     else:
         backend_name, estimates = config.backend, None
     cls = get_backend(backend_name)  # ConfigError with an install hint if its library is missing
@@ -297,8 +303,8 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
         )
     backend.close()
     if rows is not None:  # cold rows: matched in attribute space
-        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores), cold_table(rows, config.k,
-                                                                           cold.popularity)))
+        nbrs, scores = (np.concatenate(x) for x in zip((nbrs, scores),
+                                                        cold_table(rows, config.k)))
     check_table(nbrs, scores, n, f"related table of {out}")  # before anything can load it
     related_table.write_table(out, ids, nbrs, scores)
     table_seconds = time.perf_counter() - started
@@ -309,9 +315,13 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
     files = ["items.parquet", "vectors.npy", "neighbors.npy", "scores.npy", "related.parquet"]
     files += ([] if similar else ["context_vectors.npy"]) + ([cls.file_name] if ann_path else [])
     if rows is not None:  # what related_to_attributes needs (checksummed like the rest)
-        files += rows.attributes.write(out, with_items=False)
+        # same:<column> scoring reads the candidates' values at lookup time
+        files += rows.attributes.write(out, with_items=rows.scoring.startswith("same:"))
         save_npy(out / "attribute_space.npy", rows.space[:n_ann])
         files.append("attribute_space.npy")
+        if rows.context is not None:  # cold scoring "context": the model items' context vectors
+            save_npy(out / "attribute_context.npy", rows.context[:rows.model_rows])
+            files.append("attribute_context.npy")
     manifest = {
         "format_version": 1,
         "kind": "index",
@@ -345,7 +355,7 @@ def _build(model_dir, out, config, model_manifest, ids, counts, vectors, context
             "indexed": n_ann,
             **(rows.stats if rows is not None else {}),
         },
-        "cold": asdict(cold) if rows is not None else None,
+        "cold": cold_manifest(cold, rows) if rows is not None else None,
         "files": {f: {"bytes": (out / f).stat().st_size} for f in files},
         "config": asdict(config),
     }
@@ -395,11 +405,12 @@ def _calibrate(backend, vectors, items, sample, truth, depth, ann_path, config) 
         if step is None:
             backend.close()
             best = max(steps, key=lambda s: s["recall"])
+            exact_s = estimated_seconds("exact", len(items), items.shape[1], config.scoring)
             raise RecallTargetError(
                 f"the {backend.name} backend reached recall@{depth} {best['recall']:.3f} on "
                 f"{len(sample)} sampled items, below --target-recall {config.target_recall}, "
                 f"even at {_settings_text(steps[-1])}; try --backend exact (recall 1; about "
-                f"{estimated_seconds('exact', len(items), items.shape[1]):.0f}s here), "
+                f"{exact_s:.0f}s here), "
                 f"{'--backend hnsw, ' if backend.name == 'annoy' else ''}"
                 "larger starting settings (--trees/--search-k, --hnsw-m/--ef) or a lower "
                 "--target-recall"

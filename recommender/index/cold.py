@@ -5,33 +5,47 @@ When the MODEL dir holds attribute vectors (``pin2vec train --catalog ... --cata
 
 * the model's items in their order, each with its learned vector -- except items with fewer than
   ``min_engagements`` training engagements, which take their attribute vector, and, with
-  ``prior > 0``, rare items, whose vector is blended towards their attribute vector with weight
+  ``prior > 0``, rare items (at most ``prior_max_count`` engagements; by default items seen once
+  or twice, prior 1), whose vector is blended towards their attribute vector with weight
   ``prior / (count + prior)`` (shrinkage: the fewer the engagements, the more the attributes say);
 * then every catalogue item absent from the model that has at least one known attribute value,
   with its attribute vector ("cold" rows).
 
-Cold rows are always *query* rows (``related(cold_id)`` answers). Their related items are found
-in *attribute space* (:func:`cold_table`): the cold item's attribute vector against every
-candidate's attribute vector (its learned vector if it has no known attribute), exact cosine.
-Matching attributes with attributes measured far better than matching them with learned
-vectors, which are noisy for rarely seen candidates (benchmarks/bench_coldstart.py). Cold rows
-are *candidates* (Annoy holds them, so they can be returned as related items of warm items, too)
-only with ``cold_candidates=True``.
+Cold rows are always *query* rows (``related(cold_id)`` answers). Their related items are
+scored exactly (:func:`cold_table`, :func:`recommender.core.attributes.cold_scores`) in one of
+two ways, each plus ``popularity * log(1 + engagements)`` of the candidate:
+
+* ``space``: cosine of the cold item's attribute vector with every candidate's attribute vector
+  (its learned vector if it has no known attribute) -- attributes matched with attributes;
+* ``context``: the skip-gram logit of the attribute vector against the candidates' context
+  vectors -- the items the attributes were trained to predict next to the item, the W·C scoring
+  of warm items.
+
+Which one, and the popularity weight, is the model's choice, made by validation on pseudo-cold
+items during training (:mod:`recommender.train.cold_choice`); ``ColdConfig.scoring`` /
+``popularity`` override it. Cold rows are *candidates* (the backend holds them, so they can be
+returned as related items of warm items, too) only with ``cold_candidates=True``.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from recommender.core.attributes import AttributeVectors
+from recommender.core.attributes import (
+    COLD_SCORINGS,
+    SAME,
+    AttributeVectors,
+    SharedValues,
+    cold_scores,
+    valid_scoring,
+)
 from recommender.core.errors import ConfigError
 from recommender.core.vectors import unit_rows
-from recommender.index.exact import exact_neighbors
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +55,40 @@ class ColdConfig:
     """How the index uses the model's attribute vectors (ignored for a model without them)."""
 
     min_engagements: int = 1  # model items seen fewer times take their attribute vector
-    prior: float = 0.0  # > 0: blend rare items' vectors towards their attributes (engagements)
+    # Blend the vectors of items with at most prior_max_count (below) engagements (0: any) towards
+    # their attributes, weight prior / (count + prior); 0 = off. Default: items seen once or
+    # twice, by measurement (benchmarks/bench_coldstart.py: tail HR@10 up on every log, warm
+    # within 0.001; blending every item cost 0.004-0.012 of warm HR@10 on the dense log).
+    prior: float = 1.0
     cold_candidates: bool = False  # cold items may be returned as related items, too
     include_cold: bool = True  # False: no cold rows at all (the index as without a catalogue)
-    popularity: float = 0.0  # cold matches score cosine + this * log(1 + engagements)
+    # How cold rows find related items (recommender.core.attributes.cold_scores): "space"
+    # (cosine of attribute vectors) or "context" (attribute vector · context vectors), plus
+    # popularity * log(1 + engagements). "auto" / None: the model's choice, made by validation
+    # on pseudo-cold items when it was trained (recommender/train/cold_choice.py).
+    popularity: float | None = None
+    scoring: str = "auto"
+    prior_max_count: int = 2  # see prior
 
     def __post_init__(self):
+        if self.scoring != "auto" and not valid_scoring(self.scoring):
+            raise ConfigError(f"cold scoring must be auto, one of {COLD_SCORINGS} or "
+                              f"same:<column>, "
+                              f"got {self.scoring!r}")
         if not isinstance(self.min_engagements, int) or self.min_engagements < 0:
             raise ConfigError(
                 f"min_engagements must be a whole number >= 0, got {self.min_engagements!r}")
-        if not self.popularity >= 0:
+        if self.popularity is not None and not self.popularity >= 0:
             raise ConfigError(f"cold popularity must be >= 0, got {self.popularity!r}")
+        if (self.scoring.startswith(SAME) and self.popularity is not None
+                and not self.popularity <= 1):
+            raise ConfigError(f"cold popularity must be in [0, 1] with {self.scoring}, "
+                              f"got {self.popularity!r}")
         if not self.prior >= 0:
             raise ConfigError(f"attribute prior must be >= 0, got {self.prior!r}")
+        if not isinstance(self.prior_max_count, int) or self.prior_max_count < 0:
+            raise ConfigError(f"prior_max_count must be a whole number >= 0 (0 = any item), "
+                              f"got {self.prior_max_count!r}")
 
 
 @dataclass
@@ -68,6 +103,31 @@ class ColdRows:
     attributes: AttributeVectors
     stats: dict
     space: np.ndarray  # float32 [N, d]: attribute vector of each row (learned one if it has none)
+    scoring: str = "space"  # how cold rows are matched (ColdConfig.scoring, resolved)
+    popularity: float = 0.0
+    chosen_by: str = "default"
+    context: np.ndarray | None = None  # float32 [model_rows, d] with scoring "context"
+
+
+def resolve(config: ColdConfig, attrs: AttributeVectors) -> tuple[str, float, str]:
+    """(scoring, popularity, how they were chosen): flags win, then the model's validated
+    choice (``attributes.json`` ``cold_scoring``), then cosine without popularity."""
+    chosen = attrs.info.get("cold_scoring") or {}
+    scoring = config.scoring if config.scoring != "auto" else chosen.get("scoring", "space")
+    popularity = (config.popularity if config.popularity is not None
+                  else float(chosen.get("popularity", 0.0)))
+    if config.scoring == "auto" and config.popularity is None:
+        how = chosen.get("chosen_by", "default (model without a choice)")
+    else:
+        how = "options"
+    return scoring, popularity, how
+
+
+def blend_mask(counts: np.ndarray, max_count: int) -> np.ndarray:
+    """Items whose vectors are blended towards their attributes: ``counts <= max_count``, or all
+    items when ``max_count`` is 0."""
+    counts = np.asarray(counts)
+    return counts <= max_count if max_count else np.ones(len(counts), bool)
 
 
 def blend(item: np.ndarray, attr: np.ndarray, counts: np.ndarray, prior: float) -> np.ndarray:
@@ -80,7 +140,8 @@ def blend(item: np.ndarray, attr: np.ndarray, counts: np.ndarray, prior: float) 
 
 
 def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.ndarray,
-                config: ColdConfig, scoring: str) -> ColdRows | None:
+                config: ColdConfig, scoring: str,
+                context: np.ndarray | None = None) -> ColdRows | None:
     """The index rows with cold items, or None when the model has no attribute vectors."""
     if not (Path(model_dir) / "attributes.json").is_file():
         return None
@@ -97,7 +158,7 @@ def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.n
     out = np.array(vectors, dtype=np.float32)
     low = has & (count < config.min_engagements)
     out[low] = attr_vecs[low]
-    blended = has & ~low
+    blended = has & ~low & blend_mask(count, config.prior_max_count)
     if config.prior > 0 and blended.any():
         out[blended] = blend(out[blended], attr_vecs[blended], count[blended], config.prior)
     known = set(ids)
@@ -120,36 +181,41 @@ def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.n
              "attribute_values": len(attrs)}
     space = np.where(has[:, None], attr_vecs, vectors).astype(np.float32)
     space = np.concatenate([space, stacked[n_model:]]).astype(np.float32)
-    return ColdRows(all_ids, all_counts, stacked, n_model, n_cand, attrs, stats, space)
+    how = resolve(config, attrs)
+    if how[0] == "context" and context is None:
+        raise ConfigError("cold scoring 'context' needs the model's context vectors")
+    ctx = np.asarray(context, np.float32) if how[0] == "context" else None
+    return ColdRows(all_ids, all_counts, stacked, n_model, n_cand, attrs, stats, space, *how,
+                    ctx)
 
 
-def cold_scores(queries: np.ndarray, space: np.ndarray, counts: np.ndarray,
-                popularity: float) -> np.ndarray:
-    """Scores of cold queries against candidates: cosine in attribute space, plus
-    ``popularity * log(1 + engagements)`` of the candidate when ``popularity > 0``."""
-    scores = unit_rows(np.asarray(queries, np.float32)) @ unit_rows(
-        np.asarray(space, np.float32)).T
-    if popularity:
-        scores += np.float32(popularity) * np.log1p(counts).astype(np.float32)[None, :]
-    return scores
+def cold_manifest(config: ColdConfig, rows: ColdRows) -> dict:
+    """The INDEX manifest's ``cold`` entry: the options, with the scoring actually used."""
+    return {**asdict(config), "scoring": rows.scoring, "popularity": rows.popularity,
+            "chosen_by": rows.chosen_by}
 
 
-def cold_table(rows: ColdRows, k: int, popularity: float = 0.0,
-               block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Related items of the cold rows ``[model_rows, N)``: exact scores of :func:`cold_scores`
-    against the candidate rows' :attr:`ColdRows.space` (never the row itself)."""
-    n_model, n, n_cand = rows.model_rows, len(rows.ids), rows.candidates
-    if not popularity:
-        exclude = np.arange(n_model, n) if n_cand > n_model else None
-        return exact_neighbors(rows.vectors[n_model:], rows.space[:n_cand], k,
-                               metric="cosine", exclude_self_rows=exclude)
+def cold_table(rows: ColdRows, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Related items of the cold rows ``[model_rows, N)``: exact top-``k`` of
+    :func:`cold_scores` (``rows.scoring``, ``rows.popularity``) over the candidate rows, never
+    the row itself. With ``context`` scoring the candidates are the model's items (cold rows
+    have no context vectors)."""
+    n_model, n = rows.model_rows, len(rows.ids)
+    n_cand = n_model if rows.scoring == "context" else rows.candidates
     counts = rows.counts.to_numpy(zero_copy_only=False)[:n_cand]
+    shared = None
+    if rows.scoring.startswith(SAME):
+        by_id = dict(zip(rows.attributes.item_ids, rows.attributes.item_tokens))
+        shared = SharedValues([by_id.get(i, []) for i in rows.ids[:n_cand]],
+                              rows.scoring[len(SAME):])
     kk = min(k, n_cand)
     nbrs = np.full((n - n_model, k), -1, np.int32)
     out = np.full((n - n_model, k), np.nan, np.float32)
     for s in range(n_model, n, block):
         e = min(s + block, n)
-        sc = cold_scores(rows.vectors[s:e], rows.space[:n_cand], counts, popularity)
+        sc = cold_scores(rows.vectors[s:e], rows.scoring, rows.popularity, counts,
+                         rows.space[:n_cand], rows.context,
+                         shared([by_id.get(i, []) for i in rows.ids[s:e]]) if shared else None)
         if n_cand > n_model:  # cold rows are candidates too: never the row itself
             sc[np.arange(e - s), np.arange(s, e)] = -np.inf
         top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]

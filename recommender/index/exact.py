@@ -25,7 +25,8 @@ import numpy as np
 
 from recommender.core.vectors import unit_rows
 
-__all__ = ["exact_neighbors", "top_k_dot", "recall", "unit_rows", "one_blas_thread", "BLOCK_BYTES"]
+__all__ = ["exact_neighbors", "top_k_dot", "self_top_k", "recall", "unit_rows", "one_blas_thread",
+           "BLOCK_BYTES"]
 
 BLOCK_BYTES = 8 << 20  # one tile of scores (rows x columns float32): stays in the 32 MiB L3
 GROUP = 16  # entries per interleaved column group; the groups' maxima screen a tile
@@ -125,7 +126,7 @@ def _block_top_k(q, items, kk, excl, tile) -> tuple[np.ndarray, np.ndarray]:
             keep = (vals >= bound[r, None]) & (vals > -np.inf)
         else:
             # Later columns lose ties to the current k-th best: strictly greater only.
-            thr = best_v[:, -1]
+            thr = best_v[:, -1].copy()  # contiguous: a strided broadcast operand is slow
             r, g = np.nonzero(gmax > thr[:, None])
             if len(r) == 0:
                 continue
@@ -239,6 +240,147 @@ def top_k_dot(
         for count in pool.map(run, starts):
             if on_rows is not None:
                 on_rows(count)
+    return out_idx, out_sc
+
+
+SELF_BLOCK = 1024  # rows (and columns) of one tile of the self table: 4 MB of scores
+SELF_CHUNK = 4  # off-diagonal tiles per task
+def _run_all(fn, tasks, workers: int) -> None:
+    if workers <= 1:
+        for t in tasks:
+            fn(t)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="exact") as pool:
+        for _ in pool.map(fn, tasks):
+            pass
+
+
+def self_top_k(
+    items: np.ndarray, k: int, n_jobs: int = 1, on_rows=None, block: int = SELF_BLOCK
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's exact top-``k`` among the *other* rows of ``items`` by inner product.
+
+    The related table of the exact backend with cosine scoring (``items`` unit rows): the
+    scores form a symmetric matrix, so each tile of it is computed once, for blocks ``I <= J``,
+    and screened twice -- its rows for block ``I``'s items, its columns for block ``J``'s. That
+    halves the matrix products of :func:`top_k_dot` over the same rows. The diagonal tiles go
+    first and give every row its top-``k`` within its own block; after that a tile's entries are
+    screened against each row's running ``k``-th best (a lower bound of the final one), one
+    vectorised comparison per direction, and the few survivors are merged into the rows' running
+    top-``k`` under their block's lock. Off-diagonal tiles may finish in any order on any thread:
+    a bound only ever rises, entries equal to it are kept, and every merge uses the same (score
+    descending, row ascending) order, so the result is the one :func:`top_k_dot` gives, ties to
+    the lower row included. Each entry is computed once, so both directions see the same float.
+
+    Returns (indices int32 [V, k], scores float32 [V, k]), ``-1``/``NaN`` padding when ``k >= V``.
+    """
+    import threading
+
+    x = np.ascontiguousarray(items, dtype=np.float32)
+    v = len(x)
+    kk = min(k, v - 1)
+    out_idx = np.full((v, k), -1, dtype=np.int32)
+    out_sc = np.full((v, k), np.nan, dtype=np.float32)
+    if kk < 1:
+        return out_idx, out_sc
+    workers = max(1, (os.cpu_count() or 1) if n_jobs == -1 else n_jobs)
+    best_v = np.full((v, kk), -np.inf, dtype=np.float32)
+    best_i = np.full((v, kk), -1, dtype=np.int64)
+    nb = -(-v // block)
+    locks = [threading.Lock() for _ in range(nb)]
+    # Diagonal tiles first, all of them, before any other: each sets its rows' first bound (the
+    # k-th best within the block), and a block's nearest rows are often its own (sessions,
+    # clusters and popularity put related items at nearby rows).
+    # Off-diagonal tiles in runs of CHUNK along a block row: the run merges its row-direction
+    # survivors once at its end (half the merges; the bound lags by at most CHUNK tiles).
+    tiles = [(i, list(range(j, min(j + SELF_CHUNK, nb))))
+             for i in range(nb) for j in range(i + 1, nb, SELF_CHUNK)]
+    done = {"tiles": 0, "rows": 0}
+    progress_lock = threading.Lock()
+
+    with one_blas_thread():
+        def merge(blk: int, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> None:
+            if len(rows) == 0:
+                return
+            s = blk * block
+            e = min(s + block, v)
+            with locks[blk]:
+                bv, bi = best_v[s:e], best_i[s:e]
+                _merge(bv, bi, rows, cols, vals, kk)
+
+        local = threading.local()  # per-thread buffers: fresh 4 MB arrays per tile page-fault
+
+        def buffers(h: int, w: int):
+            if not hasattr(local, "sc"):
+                local.sc = np.empty(block * block, dtype=np.float32)
+                local.row = np.empty(block * block, dtype=bool)
+                local.col = np.empty(block * block, dtype=bool)
+            return (local.sc[: h * w].reshape(h, w), local.row[: h * w].reshape(h, w),
+                    local.col[: h * w].reshape(h, w))
+
+        def diagonal_tile(i: int) -> None:
+            # No bound yet: the k-th best within the block is one.
+            si, ei = i * block, min((i + 1) * block, v)
+            h = ei - si
+            sc = buffers(h, h)[0]
+            np.matmul(x[si:ei], x[si:ei].T, out=sc)
+            np.fill_diagonal(sc, -np.inf)
+            bound = (np.partition(sc, h - kk, axis=1)[:, h - kk] if h > kk
+                     else np.full(h, -np.inf, dtype=np.float32))
+            hit = np.flatnonzero(sc >= bound[:, None])
+            r, c = np.divmod(hit, h)
+            vals = sc.ravel()[hit]
+            keep = vals > -np.inf
+            merge(i, r[keep], c[keep] + si, vals[keep])
+            progress(1)
+
+        def tile_run(task: tuple[int, list[int]]) -> None:
+            i, js = task
+            si, ei = i * block, min((i + 1) * block, v)
+            h = ei - si
+            # Bounds as contiguous copies: a strided column of best_v as a broadcast operand
+            # takes numpy off its vectorised loop (the comparisons ran at half speed).
+            thr_i = best_v[si:ei, -1].copy()[:, None]  # as of the run's start
+            found = []
+            for j in js:
+                sj, ej = j * block, min((j + 1) * block, v)
+                w = ej - sj
+                sc, row, col = buffers(h, w)
+                np.matmul(x[si:ei], x[sj:ej].T, out=sc)
+                # One pass per direction marks the entries at or above the row's (block i's
+                # items among block j's) or the column's (block j's among block i's) bound; one
+                # scan of their union finds them.
+                np.greater_equal(sc, thr_i, out=row)
+                np.greater_equal(sc, best_v[sj:ej, -1].copy()[None, :], out=col)
+                hit = np.flatnonzero(np.logical_or(row, col, out=col))
+                is_row = row.ravel()[hit]
+                r, c = np.divmod(hit, w)
+                vals = sc.ravel()[hit]
+                found.append((r[is_row], c[is_row] + sj, vals[is_row]))
+                is_col = vals >= best_v[sj:ej, -1][c]
+                rc, cc = r[is_col], c[is_col]
+                order = np.argsort(cc, kind="stable")
+                merge(j, cc[order], rc[order] + si, vals[is_col][order])
+            r, c, vals = (np.concatenate(a) for a in zip(*found))
+            order = np.argsort(r, kind="stable")
+            merge(i, r[order], c[order], vals[order])
+            progress(len(js))
+
+        n_tiles = nb * (nb + 1) // 2
+
+        def progress(count: int) -> None:
+            if on_rows is not None:
+                with progress_lock:
+                    done["tiles"] += count
+                    rows_now = v * done["tiles"] // n_tiles
+                    step, done["rows"] = rows_now - done["rows"], rows_now
+                on_rows(step)
+
+        _run_all(diagonal_tile, range(nb), workers)
+        _run_all(tile_run, tiles, workers)
+    found = np.isfinite(best_v)
+    out_idx[:, :kk] = np.where(found, best_i, -1)
+    out_sc[:, :kk] = np.where(found, best_v, np.nan)
     return out_idx, out_sc
 
 

@@ -162,6 +162,17 @@ def compute_table(
         return end - start
 
     bar = progress_bar(total=n_items, enabled=progress, desc="related table", unit="item")
+    shortcut = getattr(querier.backend, "self_table", None)
+    if shortcut is not None and n_items == len(querier.items):
+        with bar:
+            found = shortcut(spec.k, n_jobs, bar.update)
+        if found is not None:  # the whole table at once (exact cosine), re-scored like any other
+            for start, end in ranges:
+                queries = np.asarray(querier.queries[start:end], dtype=np.float32)
+                nbrs[start:end], scores[start:end] = score_rows(
+                    queries, querier.items, found[start:end], spec.metric)
+            return nbrs, scores
+        bar = progress_bar(total=n_items, enabled=progress, desc="related table", unit="item")
     with bar, one_blas_thread():
         if workers == 1:
             for bounds in ranges:

@@ -222,7 +222,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
             prepare_output_dir(out, overwrite, kind="model", inputs=[corpus.directory])
     model = Model(w_in, w_out, vocab.item_ids, vocab.counts, manifest)
     side = attribute_trainer(attributes, vocab.item_ids, d, config.seed, manifest,
-                             (out / CHECKPOINT_DIR, start_epoch) if out is not None else None)
+                             (out / CHECKPOINT_DIR, start_epoch) if out is not None else None,
+                             vocab.counts)
     if side is not None and out is not None:  # attribute vectors join each checkpoint
         callbacks = [side.checkpoint_saver(out / CHECKPOINT_DIR), *callbacks]
     maker = BatchMaker(config, vocab, d, 0, config.group_size, config.negatives_per_group())
@@ -286,6 +287,11 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     advice = collapse_advice(manifest["mean_pair_cosine"])
     if advice:
         log.warning("%s", advice)
+    if side is not None:  # how cold items are matched, chosen on pseudo-cold items
+        choice = side.choose_cold(corpus.chunks(), corpus.sessions, w_in, w_out)
+        manifest["attributes_training"]["cold_scoring"] = choice
+        log.info("cold items: %s scoring, popularity %g (%s)", choice["scoring"],
+                 choice["popularity"], choice["chosen_by"])
     model.attributes = side.result() if side is not None else None
     if out is not None:
         model._write(out, export_word2vec)

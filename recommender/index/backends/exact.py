@@ -11,7 +11,7 @@ import numpy as np
 
 from recommender.core.vectors import unit_rows
 from recommender.index.backends.base import Backend
-from recommender.index.exact import top_k_dot
+from recommender.index.exact import self_top_k, top_k_dot
 
 
 class ExactBackend(Backend):
@@ -38,6 +38,18 @@ class ExactBackend(Backend):
 
     def search(self, queries: np.ndarray, k: int, **overrides) -> np.ndarray:
         idx, _ = top_k_dot(self._queries(queries), self._items, k)
+        return idx.astype(np.int64)
+
+    def self_table(self, k: int, n_jobs: int = -1, on_rows=None) -> np.ndarray | None:
+        """int64 [V, k]: every item's top-``k`` other items, or None where no shortcut applies.
+
+        Cosine scores are symmetric, so the whole table costs half the matrix products of
+        querying every item (:func:`~recommender.index.exact.self_top_k`); ``dot`` scoring
+        (input x context vectors) is not symmetric and goes row by row.
+        """
+        if self.metric != "cosine":
+            return None
+        idx, _ = self_top_k(self._items, k, n_jobs, on_rows)
         return idx.astype(np.int64)
 
     def neighbors(self, queries: np.ndarray, k: int, exclude_rows: np.ndarray) -> np.ndarray:

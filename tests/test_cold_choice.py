@@ -1,0 +1,268 @@
+"""Cold scoring chosen by validation on pseudo-cold items; cold rows in count-based indexes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from test_coldstart import CLUSTERS, PER, _cluster, _planted
+
+from recommender import RelatedItems
+from recommender.core.attributes import SharedValues, cold_scores
+from recommender.core.errors import ConfigError
+from recommender.index import IndexConfig, build_index
+from recommender.index.cold import ColdConfig
+from recommender.scorers import CooccurrenceConfig, cooccurrence, from_lists, write_index
+from recommender.scorers.cold import add_cold_rows
+from recommender.train import TrainConfig, cold_choice, train
+from recommender.train.attributes import AttributeConfig
+
+
+def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
+    # Sessions (corpus order): [0 1 2] [3 0] | late: [0 4] [5 0 0 1]; items 0 and 5 pseudo-cold.
+    chunks = [(np.array([0, 1, 2, 3, 0], np.int32), np.array([3, 2])),
+              (np.array([0, 4, 5, 0, 0, 1], np.int32), np.array([2, 4]))]
+    pseudo = np.zeros(6, bool)
+    pseudo[[0, 5]] = True
+    q, t, early = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
+                                               rng=np.random.default_rng(0), late=0.5)
+    # (0,4) and (5,0), (0,1); never (0,0) (same item) nor a pair across sessions (4,5).
+    assert list(zip(q.tolist(), t.tolist())) == [(0, 4), (5, 0), (0, 1)]
+    assert early.tolist() == [2, 1, 1, 1, 0, 0]  # engagements in the first two sessions only
+
+
+def test_hit_rates_break_ties_by_row_like_the_index():
+    counts = np.array([9, 5, 1, 1])
+    space = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0]], np.float32)
+    query = np.array([[1.0, 0.0]], np.float32)
+    # Rows 0..2 tie at cosine 1; with k=1 and the query being row 0, row 1 ranks first.
+    grid = (("space", 0.0),)
+    assert cold_choice.hit_rates(query, np.array([0]), np.array([1]), counts, space, space,
+                                 k=1, grid=grid) == [1.0]
+    assert cold_choice.hit_rates(query, np.array([0]), np.array([2]), counts, space, space,
+                                 k=1, grid=grid) == [0.0]
+
+
+def _planted_choice(popular_targets: bool):
+    """20 candidates in 2 attribute groups; item 0 is by far the most engaged. Queries are of
+    group B; their next item is item 0 (group A) or a rare item of their own group."""
+    rng = np.random.default_rng(1)
+    n = 20
+    group = np.array([0] * 10 + [1] * 10)
+    counts = np.where(np.arange(n) == 0, 10_000, 1 + rng.integers(0, 3, n))
+    space = np.stack([np.where(group == 0, 1.0, 0.0), np.where(group == 1, 1.0, 0.0)], 1)
+    space = (space + 0.01 * rng.standard_normal((n, 2))).astype(np.float32)
+    q_rows = np.arange(10, 20).repeat(4)
+    queries = space[q_rows]
+    targets = (np.zeros(len(q_rows), np.int64) if popular_targets
+               else 10 + (q_rows - 10 + 1) % 10)
+    return queries, q_rows, targets, counts, space
+
+
+def test_choice_picks_a_popularity_weight_where_next_items_are_popular():
+    queries, q_rows, targets, counts, space = _planted_choice(popular_targets=True)
+    choice = cold_choice.choose(queries, q_rows, targets, counts, space, space, k=3)
+    assert choice["chosen_by"] == "validation" and choice["popularity"] > 0
+    assert choice["validation"]["pairs"] == 40
+    hr = choice["validation"]["hr"]
+    assert hr[f"{choice['scoring']} {choice['popularity']:g}"] == 1.0 and hr["space 0"] == 0.0
+
+
+def test_choice_keeps_pure_attribute_matching_where_next_items_share_attributes():
+    queries, q_rows, targets, counts, space = _planted_choice(popular_targets=False)
+    # 9 other group-B items within cosine ~1 of each query: k=10 holds them all without weight.
+    choice = cold_choice.choose(queries, q_rows, targets, counts, space, space, k=10)
+    assert (choice["scoring"], choice["popularity"]) == ("space", 0.0)
+    assert choice["validation"]["hr"]["space 0"] == 1.0
+
+
+def test_too_few_validation_pairs_fall_back_to_the_default():
+    queries, q_rows, targets, counts, space = _planted_choice(popular_targets=True)
+    choice = cold_choice.choose(queries[:5], q_rows[:5], targets[:5], counts, space, space)
+    assert (choice["scoring"], choice["popularity"]) == ("space", 0.0)
+    assert choice["chosen_by"].startswith("default")
+
+
+def test_cold_scores_context_is_the_logit_plus_popularity():
+    q = np.array([[1.0, 2.0]], np.float32)
+    ctx = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    got = cold_scores(q, "context", 0.5, np.array([0, np.e - 1]), context=ctx)
+    np.testing.assert_allclose(got, [[1.0, 2.5]], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def planted_model(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("choice")
+    sessions, attrs, path = _planted(tmp)
+    config = TrainConfig(dim=16, window=3, epochs=10, ns_exponent=-0.5, alpha=0.05, seed=3,
+                         progress=False, workers=1)
+    model = train(sessions, config, output_dir=tmp / "model",
+                  attributes=(attrs, AttributeConfig(share=0.5, validation=0.25)))
+    return tmp, model, sessions
+
+
+def test_model_index_and_lookup_record_and_use_the_validated_choice(planted_model, tmp_path):
+    tmp, model, _ = planted_model
+    choice = model.manifest["attributes_training"]["cold_scoring"]
+    assert choice["chosen_by"] == "validation" and choice["validation"]["items"] == 9
+    columns = [spec.name for spec in model.attributes.schema.specs]
+    assert set(choice["validation"]["hr"]) == {f"{s} {w:g}"
+                                               for s, w in cold_choice.grid_for(columns)}
+    saved = json.loads((tmp / "model" / "attributes.json").read_text())["cold_scoring"]
+    assert saved == choice
+    m = build_index(tmp / "model", tmp_path / "auto", IndexConfig(k=5, progress=False,
+                                                                   n_jobs=1))
+    assert (m["cold"]["scoring"], m["cold"]["popularity"]) == (choice["scoring"],
+                                                               choice["popularity"])
+    assert m["cold"]["chosen_by"] == "validation"
+    # Options override the choice; "context" scoring keeps the context vectors for lookups.
+    m = build_index(tmp / "model", tmp_path / "ctx", IndexConfig(k=5, progress=False, n_jobs=1),
+                    cold=ColdConfig(scoring="context", popularity=0.0))
+    assert m["cold"]["chosen_by"] == "options" and "attribute_context.npy" in m["files"]
+    related = RelatedItems.load(tmp_path / "ctx")
+    line = [r for r in (tmp / "catalog.csv").read_text().splitlines() if r.startswith("c2x9,")]
+    _, _, brand, tags, price = line[0].split(",")
+    found = related.related_to_attributes({"brand": brand, "tags": tags, "price": price}, 5)
+    assert [i for i, _ in found] == [i for i, _ in related.related("c2x9", k=5)]
+    assert [_cluster(i) for i, _ in found] == ["c2"] * 5
+
+
+def test_count_based_index_gets_cold_rows(planted_model, tmp_path):
+    tmp, model, sessions = planted_model
+    data = from_lists(sessions)
+    table = cooccurrence(data, CooccurrenceConfig(window=2, k=5))
+    extended, cold = add_cold_rows(table, model.attributes, model.item_ids, model.vectors,
+                                   model.context_vectors, ColdConfig(scoring="space",
+                                                                     popularity=0.0))
+    assert cold["cold_catalogue"] == CLUSTERS and cold["warm"] == CLUSTERS * (PER - 1)
+    assert cold["chosen_by"] == "options"
+    write_index(extended, tmp_path / "idx", extra={"cold": cold})
+    related = RelatedItems.load(tmp_path / "idx")
+    assert len(related) == CLUSTERS * PER
+    for c in range(CLUSTERS):
+        found = related.related(f"c{c}x9", k=5)
+        assert [_cluster(i) for i, _ in found] == [f"c{c}"] * 5
+    # The warm rows are the count table's own, untouched.
+    assert related.related("c0x0", k=5) == RelatedItems.load(
+        write_index(table, tmp_path / "plain") and tmp_path / "plain").related("c0x0", k=5)
+    assert pa.array(extended.item_ids).to_pylist()[-CLUSTERS:] == [f"c{c}x9"
+                                                                   for c in range(CLUSTERS)]
+
+
+def test_default_blends_only_items_seen_at_most_twice(planted_model):
+    from recommender.index.cold import extend_rows
+
+    tmp, model, _ = planted_model
+    n = len(model.item_ids)
+    counts = pa.array(np.arange(n) % 4, pa.int64())  # 0, 1, 2, 3, 0, 1, ...
+    vectors = np.asarray(model.vectors)
+    rows = extend_rows(tmp / "model", list(model.item_ids), counts, vectors, ColdConfig(),
+                       "similar")
+    c = np.arange(n) % 4
+    same = np.all(rows.vectors[:n] == vectors, axis=1)
+    assert same[c == 3].all() and not same[(c == 1) | (c == 2)].any()
+    assert rows.stats["tail_blended"] == int(((c == 1) | (c == 2)).sum())
+    # prior_max_count 0 blends every item with engagements; prior 0 none.
+    every = extend_rows(tmp / "model", list(model.item_ids), counts, vectors,
+                        ColdConfig(prior_max_count=0), "similar")
+    assert not np.all(every.vectors[:n] == vectors, axis=1)[c == 3].any()
+    off = extend_rows(tmp / "model", list(model.item_ids), counts, vectors, ColdConfig(prior=0),
+                      "similar")
+    assert np.all(off.vectors[:n] == vectors, axis=1)[c > 0].all()
+
+
+def test_pick_prefers_the_smaller_weight_unless_the_larger_wins_beyond_noise():
+    grid = (("space", 0.0), ("space", 0.1), ("context", 0.0), ("context", 1.0))
+    hits = np.zeros((100, 4), bool)
+    hits[:30, 0] = True
+    hits[5:36, 1] = True  # one pair more, 11 pairs differ: within a paired standard error
+    assert cold_choice.pick(hits, grid) == 0
+    hits[:60, 1] = True  # 30 pairs more: beyond it
+    assert cold_choice.pick(hits, grid) == 1
+    hits[:70, 3] = True  # the best is context 1; context 0 is far below it
+    hits[:10, 2] = True
+    assert cold_choice.pick(hits, grid) == 3
+
+
+# --- same:<column> scoring: the popular-within-the-same-value baseline, blended with cosine ----
+
+
+def test_shared_values_marks_candidates_carrying_a_value_of_the_column():
+    cands = [["brand=a", "tags=x"], ["brand=b", "tags=x", "tags=y"], [], ["brand=a"]]
+    brand, tags = SharedValues(cands, "brand"), SharedValues(cands, "tags")
+    assert brand([["brand=a", "tags=y"], ["brand=c"], []]).tolist() == [
+        [True, False, False, True], [False, False, False, False], [False] * 4]
+    assert tags([["tags=y", "brand=a"], ["tags=x"]]).tolist() == [
+        [False, True, False, False], [True, True, False, False]]
+
+
+def test_same_scoring_weight_1_is_popular_within_the_same_value_then_popular():
+    counts = np.array([50, 20, 20, 7, 3])
+    shared = np.array([[False, True, True, False, True]])
+    space = np.eye(5, 2, dtype=np.float32)
+    q = np.array([[0.0, 1.0]], np.float32)
+    got = cold_scores(q, "same:brand", 1.0, counts, space, shared=shared)
+    # Sharing rows 1, 2 (tie at 20: lower row first), 4; then the rest by popularity.
+    assert np.argsort(-got[0], kind="stable").tolist() == [1, 2, 4, 0, 3]
+    np.testing.assert_allclose(got[0], 64 * shared[0] + np.log1p(counts))
+    # Weight 0: cosine within the sharing group (row 1 is the query's direction), then outside.
+    got = cold_scores(q, "same:brand", 0.0, counts, space, shared=shared)
+    np.testing.assert_allclose(got[0], [0, 65, 64, 0, 64])
+    assert np.argsort(-got[0], kind="stable").tolist() == [1, 2, 4, 0, 3]
+    with pytest.raises(ValueError, match="shared-value mask"):
+        cold_scores(q, "same:brand", 1.0, counts, space)
+
+
+def test_pick_keeps_the_baseline_in_the_same_family_unless_a_blend_wins_beyond_noise():
+    grid = (("space", 0.0), ("same:brand", 1.0), ("same:brand", 0.1))
+    # The blend wins 2 pairs and loses 1 of 40: within a standard error -> the baseline.
+    hits = np.zeros((40, 3), bool)
+    hits[:20, 1] = True
+    hits[1:22, 2] = True
+    assert cold_choice.pick(hits, grid) == 1
+    # The blend hits 20 pairs more: beyond noise -> the blend.
+    hits[:, 2] = True
+    assert cold_choice.pick(hits, grid) == 2
+
+
+def test_choice_falls_back_to_the_baseline_where_vectors_carry_no_signal():
+    # Attribute vectors are noise; next items are the most engaged item sharing the brand.
+    rng = np.random.default_rng(4)
+    n = 30
+    brand = np.arange(n) % 3
+    counts = 1 + rng.integers(0, 5, n)
+    counts[:3] = 1000  # rows 0, 1, 2: the most engaged of brands 0, 1, 2
+    tokens = [[f"brand={b}"] for b in brand]
+    space = rng.standard_normal((n, 4)).astype(np.float32)
+    q_rows = np.arange(3, n).repeat(2)
+    targets = brand[q_rows]
+    choice = cold_choice.choose(space[q_rows], q_rows, targets, counts, space, space, k=1,
+                                item_tokens=tokens, columns=["brand"])
+    assert (choice["scoring"], choice["popularity"]) == ("same:brand", 1.0)
+    assert choice["validation"]["hr"]["same:brand 1"] == 1.0
+
+
+def test_index_and_lookup_serve_same_scoring(planted_model, tmp_path):
+    tmp, model, _ = planted_model
+    m = build_index(tmp / "model", tmp_path / "same", IndexConfig(k=5, progress=False,
+                                                                   n_jobs=1),
+                    cold=ColdConfig(scoring="same:brand", popularity=1.0))
+    assert (m["cold"]["scoring"], m["cold"]["popularity"]) == ("same:brand", 1.0)
+    assert "item_attributes.parquet" in m["files"]
+    related = RelatedItems.load(tmp_path / "same")
+    # The cold item's row: the 5 most engaged items of its brand (its cluster), by count.
+    got = [i for i, _ in related.related("c2x9", k=5)]
+    counts = dict(zip(model.item_ids, model.counts.tolist()))
+    brand_c2 = sorted((i for i in model.item_ids if _cluster(i) == "c2"),
+                      key=lambda i: (-counts[i], model.item_ids.index(i)))
+    assert got == brand_c2[:5]
+    line = [r for r in (tmp / "catalog.csv").read_text().splitlines() if r.startswith("c2x9,")]
+    _, _, brand, tags, price = line[0].split(",")
+    found = related.related_to_attributes({"brand": brand, "tags": tags, "price": price}, 5)
+    assert [i for i, _ in found] == got
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        ColdConfig(scoring="same:brand", popularity=2.0)
+    with pytest.raises(ConfigError, match="cold scoring"):
+        ColdConfig(scoring="same:")
