@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.core.errors import TrainingError
+from recommender.train import corpus as corpus_module
 from recommender.train.corpus import BatchMaker, Corpus
 from recommender.train.trainer import TrainConfig
 from tests.factories import write_sessions_dir
@@ -115,3 +116,34 @@ def test_skipgram_batches_deal_pairs_round_robin():
         seen += zip(b.inp[:b.examples].tolist(), centres)
     expected = [(c, o) for o in range(12) for c in range(max(0, o - 2), min(12, o + 3)) if c != o]
     assert sorted(seen) == sorted(expected)
+
+
+def test_big_chunks_are_dealt_in_parts_each_round_robin(monkeypatch):
+    # 38 pairs (centres with 2, 3, 4 x 7, 3, 2 pairs) dealt about 16 at a time: 3 deals of
+    # consecutive centres, cut after the centre passing 38/3 and 2 x 38/3 pairs (13, 16 and 9
+    # pairs), each round-robin to batches of at most 2 pairs; every pair exactly once, no batch
+    # with two pairs of one centre, and the learning rate follows the share of pairs done.
+    monkeypatch.setattr(corpus_module, "DEAL_PAIRS", 16)
+    config = TrainConfig(sample=0, window=2, shrink_window=False, progress=False)
+    corpus = Corpus([[f"i{k:02d}" for k in range(11)]], 1)
+    maker = BatchMaker(config, corpus.vocab, 4, 2, 4, 2)
+    tokens, lengths = next(corpus.chunks())
+    batches = list(maker.batches(tokens, lengths, np.random.default_rng(0), lambda f: f))
+    assert [b.examples for b in batches] == [2] * 6 + [1] + [2] * 8 + [2, 2, 2, 2, 1]
+    assert [b.lr for b in batches] == pytest.approx(
+        [(r + 1) / 7 * 13 / 38 for r in range(7)] + [(13 + (r + 1) * 2) / 38 for r in range(8)]
+        + [(29 + (r + 1) / 5 * 9) / 38 for r in range(5)])
+    seen = []
+    for b in batches:
+        centres = b.out[:b.examples].tolist()
+        assert len(set(centres)) == len(centres)
+        seen += zip(b.inp[:b.examples].tolist(), centres)
+    expected = [(c, o) for o in range(11) for c in range(max(0, o - 2), min(11, o + 3)) if c != o]
+    assert sorted(seen) == sorted(expected)
+
+
+def test_in_memory_ids_that_are_not_strings_count_as_their_str():
+    corpus = Corpus([[1, 2, 2], [np.int64(2), "1", 3.5]], 1)
+    assert corpus.vocab.item_ids == ["2", "1", "3.5"] and corpus.vocab.counts.tolist() == [3, 2, 1]
+    tokens, lengths = next(corpus.chunks())
+    assert tokens.tolist() == [1, 0, 0, 0, 1, 2] and lengths.tolist() == [3, 3]

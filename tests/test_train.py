@@ -200,10 +200,21 @@ def test_word2vec_export_refuses_ids_with_spaces(tmp_path):
     (dict(workers=0), "workers"),
     (dict(batch_size=8, group_size=64), "batch_size"),
     (dict(ns_exponent=float("nan")), "ns_exponent"),
+    (dict(shared_negatives=0), "shared_negatives"),
 ])
 def test_config_validation_says_what_is_wrong(bad, match):
     with pytest.raises(ConfigError, match=match):
         TrainConfig(**bad)
+
+
+def test_shared_draws_by_default_carry_at_most_ten_examples_each():
+    # groups of 16: negative 5 -> 8 draws (10 examples' worth each), negative 10 -> 16 draws,
+    # negative 1 -> 2; an explicit shared_negatives wins
+    assert TrainConfig().negatives_per_group() == 8
+    assert TrainConfig(negative=10).negatives_per_group() == 16
+    assert TrainConfig(negative=1).negatives_per_group() == 2
+    assert TrainConfig(negative=10, group_size=4).negatives_per_group() == 4
+    assert TrainConfig(negative=10, shared_negatives=8).negatives_per_group() == 8
 
 
 def test_negative_and_zero_ns_exponent_are_allowed():

@@ -12,9 +12,11 @@ import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from recommender.core.errors import TrainingError
@@ -31,6 +33,9 @@ _RING = 3 * (PREFETCH_DEPTH + 3)
 # each side, so the pairs of a session grow linearly with its length instead of quadratically
 # (a 200k-item session would otherwise make 4e10 pairs).
 WHOLE_SESSION_LIMIT = 1000
+# Skip-gram pairs prepared (and dealt round-robin to batches) at once: a chunk with more pairs is
+# dealt in parts of consecutive centres. Bounds the producer's memory (~40 bytes a pair).
+DEAL_PAIRS = 1 << 21
 log = logging.getLogger(__name__)
 
 
@@ -89,16 +94,38 @@ class Corpus:
             self.raw_tokens = int(self.vocab.counts.sum())
             self._chunks = None
         else:
-            seqs = [list(map(str, s)) for s in source]
-            counter = Counter(item for s in seqs for item in s)
+            # In-memory sequences, a chunk at a time: one Arrow array of its ids, hashed in C++ (a
+            # Python Counter and dict lookup per token cost more than an epoch of a small corpus).
+            seqs = source if isinstance(source, list) else list(source)
+            counter: Counter = Counter()
+            parts = []
+            for start in range(0, len(seqs), CHUNK_SESSIONS):
+                part = seqs[start:start + CHUNK_SESSIONS]
+                flat = list(chain.from_iterable(part))
+                try:
+                    ids = pa.array(flat, type=pa.string())
+                except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: ids are str(item)
+                    ids = pa.array([str(item) for item in flat], type=pa.string())
+                del flat
+                encoded = pc.dictionary_encode(ids)
+                codes = encoded.indices.to_numpy(zero_copy_only=False)
+                counts = np.bincount(codes, minlength=len(encoded.dictionary))
+                counter.update(dict(zip(encoded.dictionary.to_pylist(), counts.tolist())))
+                parts.append((codes, encoded.dictionary,
+                              np.fromiter(map(len, part), dtype=np.int64, count=len(part))))
             self.vocab = _make_vocab(counter, min_count)
             index = {item: i for i, item in enumerate(self.vocab.item_ids)}
             self._chunks = []
-            for start in range(0, len(seqs), CHUNK_SESSIONS):
-                part = [[index[t] for t in s if t in index]
-                        for s in seqs[start:start + CHUNK_SESSIONS]]
-                tokens = np.fromiter((t for s in part for t in s), dtype=np.int32)
-                self._chunks.append((tokens, np.array([len(s) for s in part], dtype=np.int64)))
+            for codes, distinct, lengths in parts:
+                rows = np.array([index.get(item, -1) for item in distinct.to_pylist()],
+                                dtype=np.int32)
+                tokens = rows[codes]
+                valid = tokens >= 0
+                if not valid.all():  # items under min_count: drop them, shortening sessions
+                    session = np.repeat(np.arange(len(lengths)), lengths)
+                    lengths = np.bincount(session[valid], minlength=len(lengths))
+                    tokens = tokens[valid]
+                self._chunks.append((tokens, lengths))
             self.sessions = len(seqs)
             self.raw_tokens = int(self.vocab.counts.sum())
 
@@ -135,6 +162,7 @@ class BatchMaker:
         self.dim, self.batch_size, self.group, self.shared = dim, batch_size, group, shared
         self.cap = config.row_update_cap
         self._ring: list[np.ndarray] = [np.empty(0, np.int64)] * _RING
+        self._lanes = np.arange(dim // _lanes(dim), dtype=np.int64)
         self._slot = 0
         self.vocab_size = len(vocab)
         self.max_exp = config.max_exp or None
@@ -193,10 +221,10 @@ class BatchMaker:
         # neighbours, the same input and output rows read stale many times over, where word2vec
         # sees each update before the next pair; dealt out, neighbouring centres fall in
         # different batches and each reads the rows its neighbours just updated.
-        nb = max(1, -(-total // self.batch_size))
         if not self.cbow:
-            yield from self._strided_pairs(tokens, lo, count, total, nb, rng, lr_at)
+            yield from self._strided_pairs(tokens, lo, count, total, rng, lr_at)
             return
+        nb = max(1, -(-total // self.batch_size))
         order = np.argsort(np.arange(n) % nb, kind="stable")
         count = count[order]
         cum = np.cumsum(count)
@@ -213,22 +241,74 @@ class BatchMaker:
             k = np.arange(pairs) - (np.repeat(cum[a:c] - cnt, cnt) - first)
             ctx = lo[centre] + k
             ctx += ctx >= centre  # skip the centre itself
-            lr = lr_at(float(cum[c - 1]) / total)
-            if self.cbow:
-                yield self._cbow(tokens, order[a:c], ctx, cnt, rng, lr)
-            else:
-                yield self._sgns(tokens[ctx], tokens[centre], rng, lr)
+            yield self._cbow(tokens, order[a:c], ctx, cnt, rng, lr_at(float(cum[c - 1]) / total))
 
-    def _strided_pairs(self, tokens, lo, count, total, nb, rng, lr_at) -> Iterator[Batch]:
+    def _strided_pairs(self, tokens, lo, count, total, rng, lr_at) -> Iterator[Batch]:
         """Skip-gram batches that take every ``nb``-th pair of the chunk, so no batch holds two
-        pairs of one centre or of neighbouring centres (they share rows; see :meth:`batches`)."""
+        pairs of one centre or of neighbouring centres (they share rows; see :meth:`batches`).
+
+        The integer work is done for up to ``DEAL_PAIRS`` pairs at once (a *deal*): their rows in
+        dealing order, every group's negatives in one draw. A chunk with more pairs is dealt in
+        near-equal deals of consecutive centres, each round-robin within itself.
+        """
         cum = np.cumsum(count)
+        deals = -(-total // DEAL_PAIRS)
+        cuts = np.searchsorted(cum, np.arange(1, deals) * (total / deals), "left") + 1
+        bounds = np.concatenate([[0], cuts, [len(count)]]).astype(np.int64)
+        done = 0
+        for a, c in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            cnt = count[a:c]
+            pairs = int(cnt.sum())
+            if pairs == 0:
+                continue
+            yield from self._deal(tokens, lo, a, c, cnt, pairs, rng,
+                                  lambda f, base=done, p=pairs: lr_at((base + f * p) / total))
+            done += pairs
+
+    def _deal(self, tokens, lo, a, c, cnt, pairs, rng, lr_at) -> Iterator[Batch]:
+        """The batches of one deal: centres ``a..c-1`` with ``cnt`` pairs each."""
+        nb = max(1, -(-pairs // self.batch_size))
+        per = -(-pairs // nb)  # examples of the fullest batch; the others have one fewer
+        full = pairs - (per - 1) * nb  # batches 0..full-1 have ``per`` examples
+        # Token positions fit int32 (a chunk is far below 2**31 tokens): half the memory.
+        centre = np.repeat(np.arange(a, c, dtype=np.int32), cnt)
+        ctx = np.repeat((lo[a:c] - (np.cumsum(cnt) - cnt)).astype(np.int32), cnt)
+        ctx += np.arange(pairs, dtype=np.int32)  # lo of its centre + k-th context
+        ctx += ctx >= centre  # skip the centre itself
+        # Pair p goes to batch p % nb, slot p // nb: a [per, nb] grid read column-wise.
+        grid = np.zeros((2, per * nb), dtype=np.int32)
+        np.take(tokens, ctx, out=grid[0, :pairs])
+        np.take(tokens, centre, out=grid[1, :pairs])
+        del centre, ctx
+        rows = np.ascontiguousarray(grid.reshape(2, per, nb).transpose(2, 0, 1))  # [nb, 2, per]
+        b, s = self.group, self.shared
+        g = -(-per // b)
+        neg = np.searchsorted(self.neg_cum, rng.random((nb, g, s)), "right")
+        np.minimum(neg, len(self.neg_cum) - 1, out=neg)
+        neg = neg.astype(np.int32)
+        weight = np.float32(self.negative / s)
         for r in range(nb):
-            pid = np.arange(r, total, nb)
-            centre = np.searchsorted(cum, pid, "right")
-            ctx = lo[centre] + (pid - (cum[centre] - count[centre]))
-            ctx += ctx >= centre  # skip the centre itself
-            yield self._sgns(tokens[ctx], tokens[centre], rng, lr_at((r + 1) / nb))
+            examples = per if r < full else per - 1
+            inp = np.zeros(g * b, dtype=np.int32)
+            out = np.zeros(g * b, dtype=np.int32)
+            inp[:examples] = rows[r, 0, :examples]
+            out[:examples] = rows[r, 1, :examples]
+            pos_w = np.zeros(g * b, dtype=np.float32)
+            pos_w[:examples] = 1.0
+            pos_w = pos_w.reshape(g, b)
+            # A negative equal to the example's own positive is skipped, as in word2vec.
+            neg_w = (out.reshape(g, b, 1) != neg[r].reshape(g, 1, s)).astype(np.float32)
+            neg_w *= pos_w[..., None]
+            neg_w *= weight
+            out_rows = np.concatenate([out, neg[r].reshape(-1)])
+            neg_scale = None
+            if self.cap:
+                neg_load = np.repeat(pos_w.sum(axis=1) * (self.negative / s), s)
+                out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]),
+                                        self.cap * b * self.negative / s)
+                neg_scale = out_scale[g * b:].reshape(g, s)
+            yield Batch(inp, out, neg[r], pos_w, neg_w, self._flat(inp), self._flat(out_rows),
+                        lr_at((r + 1) / nb), examples, self.max_exp, neg_scale=neg_scale)
 
     def _groups(self, out: np.ndarray, rng, examples: int):
         """Pad ``out`` to G*b, draw [G, S] shared negatives and the weight arrays."""
@@ -265,8 +345,9 @@ class BatchMaker:
         if len(self._ring[slot]) < n:
             self._ring[slot] = np.empty(int(n * 1.25), np.int64)
         out = self._ring[slot][:n].reshape(len(rows), width)
-        np.multiply(rows[:, None], width, out=out, dtype=np.int64, casting="unsafe")
-        out += np.arange(width, dtype=np.int64)
+        start = rows.astype(np.int64)
+        start *= width
+        np.add(start[:, None], self._lanes, out=out)  # one pass over the [rows, width] output
         return out.reshape(-1)
 
     def _scale(self, rows: np.ndarray, load: np.ndarray, cap: float) -> np.ndarray:
@@ -282,15 +363,6 @@ class BatchMaker:
             return np.ones(len(rows), dtype=np.float32)
         total = np.bincount(rows, weights=load, minlength=self.vocab_size)[rows]
         return np.minimum(1.0, cap / np.maximum(total, 1e-12)).astype(np.float32)
-
-    def _sgns(self, inp, out, rng, lr) -> Batch:
-        examples = len(inp)
-        padded_out, neg, pos_w, neg_w, out_flat, neg_scale = self._groups(out, rng, examples)
-        padded_in = np.zeros(len(padded_out), dtype=np.int32)
-        padded_in[:examples] = inp
-        return Batch(padded_in, padded_out, neg, pos_w, neg_w, self._flat(padded_in),
-                     out_flat, lr, examples, self.max_exp,
-                     neg_scale=neg_scale)
 
     def _cbow(self, tokens, centre_pos, ctx, cnt, rng, lr) -> Batch:
         has = cnt > 0

@@ -63,7 +63,8 @@ def sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale=1.0, max_exp=N
     if max_exp:
         d_pos[s_pos <= -max_exp] = 0
     # The negatives are the big [G, b, S] arrays: few passes, in place (exp underflow to 0 is fine).
-    d_neg = np.exp(np.minimum(s_neg, _CLIP))  # e = exp(s)
+    d_neg = np.minimum(s_neg, _CLIP)
+    np.exp(d_neg, out=d_neg)  # e = exp(s)
     t = d_neg + 1
     np.divide(d_neg, t, out=d_neg)  # sigmoid(s) = e / (1 + e)
     np.log(t, out=t)  # softplus(s) = log(1 + e)
