@@ -283,31 +283,15 @@ class BatchMaker:
         rows = np.ascontiguousarray(grid.reshape(2, per, nb).transpose(2, 0, 1))  # [nb, 2, per]
         b, s = self.group, self.shared
         g = -(-per // b)
-        neg = np.searchsorted(self.neg_cum, rng.random((nb, g, s)), "right")
-        np.minimum(neg, len(self.neg_cum) - 1, out=neg)
-        neg = neg.astype(np.int32)
-        weight = np.float32(self.negative / s)
+        neg = self._negatives(rng, (nb, g, s))  # every batch's draws in one call
         for r in range(nb):
             examples = per if r < full else per - 1
             inp = np.zeros(g * b, dtype=np.int32)
             out = np.zeros(g * b, dtype=np.int32)
             inp[:examples] = rows[r, 0, :examples]
             out[:examples] = rows[r, 1, :examples]
-            pos_w = np.zeros(g * b, dtype=np.float32)
-            pos_w[:examples] = 1.0
-            pos_w = pos_w.reshape(g, b)
-            # A negative equal to the example's own positive is skipped, as in word2vec.
-            neg_w = (out.reshape(g, b, 1) != neg[r].reshape(g, 1, s)).astype(np.float32)
-            neg_w *= pos_w[..., None]
-            neg_w *= weight
-            out_rows = np.concatenate([out, neg[r].reshape(-1)])
-            neg_scale = None
-            if self.cap:
-                neg_load = np.repeat(pos_w.sum(axis=1) * (self.negative / s), s)
-                out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]),
-                                        self.cap * b * self.negative / s)
-                neg_scale = out_scale[g * b:].reshape(g, s)
-            yield Batch(inp, out, neg[r], pos_w, neg_w, self._flat(inp), self._flat(out_rows),
+            pos_w, neg_w, out_flat, neg_scale = self._weights(out, neg[r], examples)
+            yield Batch(inp, out, neg[r], pos_w, neg_w, self._flat(inp), out_flat,
                         lr_at((r + 1) / nb), examples, self.max_exp, neg_scale=neg_scale)
 
     def _groups(self, out: np.ndarray, rng, examples: int):
@@ -316,8 +300,21 @@ class BatchMaker:
         g = -(-examples // b)
         padded = np.zeros(g * b, dtype=np.int32)
         padded[:examples] = out
-        neg = np.searchsorted(self.neg_cum, rng.random((g, s)), "right")
-        neg = np.minimum(neg, len(self.neg_cum) - 1).astype(np.int32)
+        neg = self._negatives(rng, (g, s))
+        return (padded, neg, *self._weights(padded, neg, examples))
+
+    def _negatives(self, rng, shape: tuple[int, ...]) -> np.ndarray:
+        """int32 rows drawn from the noise distribution (``neg_cum``), ``shape`` of them."""
+        neg = np.searchsorted(self.neg_cum, rng.random(shape), "right")
+        np.minimum(neg, len(self.neg_cum) - 1, out=neg)
+        return neg.astype(np.int32)
+
+    def _weights(self, padded: np.ndarray, neg: np.ndarray, examples: int):
+        """(pos_w [G, b], neg_w [G, b, S], flat output rows, neg_scale or None) of one batch:
+        ``padded`` its G*b positive rows (the first ``examples`` real), ``neg`` its [G, S]
+        shared negatives."""
+        b, s = self.group, self.shared
+        g = len(padded) // b
         pos_w = np.zeros(g * b, dtype=np.float32)
         pos_w[:examples] = 1.0
         pos_w = pos_w.reshape(g, b)
@@ -335,7 +332,7 @@ class BatchMaker:
             out_scale = self._scale(out_rows, np.concatenate([pos_w.reshape(-1), neg_load]),
                                     self.cap * b * self.negative / s)
             neg_scale = out_scale[g * b:].reshape(g, s)
-        return padded, neg, pos_w, neg_w, self._flat(out_rows), neg_scale
+        return pos_w, neg_w, self._flat(out_rows), neg_scale
 
     def _flat(self, rows: np.ndarray) -> np.ndarray:
         """:func:`~recommender.train.sgns._flat_rows` of ``rows``, in a recycled buffer."""
