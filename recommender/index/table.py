@@ -155,37 +155,33 @@ def compute_table(
     nbrs = np.empty((n_items, spec.k), dtype=np.int32)
     scores = np.empty((n_items, spec.k), dtype=np.float32)
     querier = TableQuerier(spec, backend)
+    found = None  # candidates of every row at once, from a backend that has a shortcut
 
     def run(bounds):
         start, end = bounds
-        nbrs[start:end], scores[start:end] = querier.query(start, end)
+        if found is None:
+            nbrs[start:end], scores[start:end] = querier.query(start, end)
+        else:  # re-scored with the same arithmetic as any backend's candidates
+            queries = np.asarray(querier.queries[start:end], dtype=np.float32)
+            nbrs[start:end], scores[start:end] = score_rows(queries, querier.items,
+                                                            found[start:end], spec.metric)
         return end - start
 
     bar = progress_bar(total=n_items, enabled=progress, desc="related table", unit="item")
-    shortcut = getattr(querier.backend, "self_table", None)
-    if shortcut is not None and n_items == len(querier.items):
-        with bar:
-            found = shortcut(spec.k, n_jobs, bar.update)
-        if found is not None:  # the whole table at once (exact cosine), re-scored like any other
-            def rescore(bounds):
-                start, end = bounds
-                queries = np.asarray(querier.queries[start:end], dtype=np.float32)
-                nbrs[start:end], scores[start:end] = score_rows(
-                    queries, querier.items, found[start:end], spec.metric)
-
-            with ThreadPoolExecutor(workers, thread_name_prefix="related-table") as pool:
-                list(pool.map(rescore, ranges))
-            return nbrs, scores
-        bar = progress_bar(total=n_items, enabled=progress, desc="related table", unit="item")
     with bar, one_blas_thread():
+        # The exact backend's cosine table (symmetric tiles, half the products); None elsewhere.
+        shortcut = getattr(querier.backend, "self_table", None)
+        if shortcut is not None and n_items == len(querier.items):
+            found = shortcut(spec.k, n_jobs, bar.update)
+        step = bar.update if found is None else (lambda count: None)  # the shortcut reported
         if workers == 1:
             for bounds in ranges:
-                bar.update(run(bounds))
+                step(run(bounds))
             return nbrs, scores
         pool = ThreadPoolExecutor(workers, thread_name_prefix="related-table")
         try:
             for done in as_completed([pool.submit(run, r) for r in ranges]):
-                bar.update(done.result())
+                step(done.result())
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
     return nbrs, scores
