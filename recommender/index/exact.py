@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -264,18 +265,17 @@ def self_top_k(
     scores form a symmetric matrix, so each tile of it is computed once, for blocks ``I <= J``,
     and screened twice -- its rows for block ``I``'s items, its columns for block ``J``'s. That
     halves the matrix products of :func:`top_k_dot` over the same rows. The diagonal tiles go
-    first and give every row its top-``k`` within its own block; after that a tile's entries are
-    screened against each row's running ``k``-th best (a lower bound of the final one), one
-    vectorised comparison per direction, and the few survivors are merged into the rows' running
-    top-``k`` under their block's lock. Off-diagonal tiles may finish in any order on any thread:
+    first and give every row its top-``k`` within its own block; after that each task takes a
+    square of tiles, screens their entries against each row's ``k``-th best as of the square's
+    start (a lower bound of the final one), one vectorised comparison per direction, and merges
+    each block's few survivors into its rows' top-``k`` under the block's lock, once per square.
+    Squares may finish in any order on any thread:
     a bound only ever rises, entries equal to it are kept, and every merge uses the same (score
     descending, row ascending) order, so the result is the one :func:`top_k_dot` gives, ties to
     the lower row included. Each entry is computed once, so both directions see the same float.
 
     Returns (indices int32 [V, k], scores float32 [V, k]), ``-1``/``NaN`` padding when ``k >= V``.
     """
-    import threading
-
     x = np.ascontiguousarray(items, dtype=np.float32)
     v = len(x)
     kk = min(k, v - 1)
