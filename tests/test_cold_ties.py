@@ -57,3 +57,37 @@ def test_cold_table_equal_cosines_go_to_the_lower_row_and_never_the_row_itself()
     nbrs, scores = cold_table(rows, 4)
     assert nbrs.tolist() == [[0, 1, 2, 3]]  # all cosines 1; row 4 (itself) is excluded
     np.testing.assert_allclose(scores, 1.0, rtol=1e-6)
+
+
+def test_index_and_lookup_break_equal_popularity_by_row(tmp_path):
+    # 8 items of brand b0 engaged 5 times each: "most engaged of the same brand" ties for every
+    # place, so the cold item's related items are the first b0 rows of the model, in row order,
+    # in its index row and from related_to_attributes alike.
+    from recommender import RelatedItems
+    from recommender.core.catalog import CatalogOptions, parse_attribute_specs, read_catalog
+    from recommender.index import IndexConfig, build_index
+    from recommender.index.cold import ColdConfig
+    from recommender.train import TrainConfig, train
+    from recommender.train.attributes import AttributeConfig, CatalogAttributes
+
+    xs = [f"x{i}" for i in range(8)]
+    others = [f"a{i}" for i in range(4)]  # brand b1; rows before the x ones (equal counts)
+    sessions = [[others[i], others[i + 1]] for _ in range(5) for i in range(0, 4, 2)]
+    sessions += [[xs[i], xs[i + 1]] for _ in range(5) for i in range(0, 8, 2)]
+    lines = ["item_id,title,brand"] + [f"{i},{i},b0" for i in xs + ["new"]]
+    lines += [f"{i},{i},b1" for i in others]
+    (tmp_path / "catalog.csv").write_text("\n".join(lines) + "\n")
+    specs = parse_attribute_specs("brand")
+    attrs = CatalogAttributes.from_catalog(
+        read_catalog(tmp_path / "catalog.csv", CatalogOptions(attributes=specs)), specs)
+    model = train(sessions, TrainConfig(dim=4, epochs=1, progress=False, workers=1),
+                  output_dir=tmp_path / "model", attributes=(attrs, AttributeConfig()))
+    assert set(model.counts.tolist()) == {5}
+    assert model.item_ids[:4] == others  # b1 rows first: argpartition alone returned other b0 rows
+    build_index(tmp_path / "model", tmp_path / "index",
+                IndexConfig(k=3, progress=False, n_jobs=1),
+                cold=ColdConfig(scoring="same:brand", popularity=1.0))
+    related = RelatedItems.load(tmp_path / "index")
+    expected = [i for i in model.item_ids if i.startswith("x")][:3]
+    assert [i for i, _ in related.related("new", k=3)] == expected
+    assert [i for i, _ in related.related_to_attributes({"brand": "b0"}, 3)] == expected
