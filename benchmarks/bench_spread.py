@@ -17,6 +17,7 @@ a ``pin2vec run`` (e.g. on data_samples/). Needs gensim.
     python benchmarks/bench_spread.py                    # dense + planted, 3 seeds (~20 min)
     python benchmarks/bench_spread.py --corpora dense --settings A --seeds 1,2,3
     python benchmarks/bench_spread.py --corpora planted --settings B --seeds 1
+    python benchmarks/bench_spread.py --corpora dense --settings B --seeds 9  # gap vs noise
 
 Settings are A (gensim's defaults: w5 n5 ns .75 sample 1e-3, 5 epochs), B (w3 n10 ns -.5 sample
 1e-4, 30 epochs) and C (w5 n10 ns 0 sample 1e-5, 50 epochs). Each row also gives the words/s
@@ -104,6 +105,22 @@ def measure(train_s, test_s, n_items, setting, seed, trainer, extra=None) -> dic
             "words_s": sum(map(len, train_s)) * setting["epochs"] / seconds}
 
 
+def _spread(rs: list[dict]) -> str:
+    """Mean +- standard error over seeds of both HR@10s (empty for one seed).
+
+    One seed's HR@10 moves by about 0.003 on the dense log (and gensim's with workers 2 also
+    from run to run), so a median of 3 seeds can differ from the other trainer's by 0.005 with
+    no systematic gap: more seeds and these means tell the two apart.
+    """
+    if len(rs) < 2:
+        return ""
+    parts = []
+    for key, label in (("hr_cos", "cos"), ("hr_wc", "W.C")):
+        x = np.array([r[key] for r in rs])
+        parts.append(f"{label} {x.mean():.4f}+-{x.std(ddof=1) / np.sqrt(len(x)):.4f}")
+    return "  (mean+-s.e. HR@10 " + ", ".join(parts) + ")"
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpora", default="dense,planted",
@@ -134,8 +151,8 @@ def main(argv=None) -> None:
                     runs[t].append(measure(train_s, test_s, n_items, setting, seed, t, extra))
             if args.skip_gensim:
                 print(f"{name:8s} {k} {extra} per seed {seeds}: " + "; ".join(
-                    f"{r['cos']:.3f}/{r['hr_cos']:.4f}/{r['hr_wc']:.4f}" for r in runs["pin2vec"]),
-                    flush=True)
+                    f"{r['cos']:.3f}/{r['hr_cos']:.4f}/{r['hr_wc']:.4f}" for r in runs["pin2vec"])
+                    + _spread(runs["pin2vec"]), flush=True)
                 continue
             med = {t: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
                    for t, rs in runs.items()}
@@ -150,7 +167,8 @@ def main(argv=None) -> None:
             print(f"{name:8s} {label:46s}{cells}{ratio:15.2f}  {'met' if met else 'MISSED'}")
             for t, rs in runs.items():
                 print(f"{'':10s}{t} per seed {seeds}: " + "; ".join(
-                    f"{r['cos']:.3f}/{r['hr_cos']:.4f}/{r['hr_wc']:.4f}" for r in rs), flush=True)
+                    f"{r['cos']:.3f}/{r['hr_cos']:.4f}/{r['hr_wc']:.4f}" for r in rs)
+                    + _spread(rs), flush=True)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from recommender.core.artifacts import read_manifest
 from recommender.core.errors import ArtifactError
 from recommender.core.integrity import check_table, verify_files
-from recommender.core.vectors import unit_rows
+from recommender.core.vectors import top_k_rows, unit_rows
 
 _RAISE = object()  # default for ``default=``: unknown ids raise KeyError
 POPULAR = "popular"
@@ -289,8 +289,7 @@ class RelatedItems:
         for i in exclude:
             if self._rows.get(i, len(scores)) < len(scores):
                 scores[self._rows[i]] = -np.inf
-        top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
-        top = top[np.lexsort((top, -scores[top]))]
+        top = top_k_rows(scores[None], k)[0]  # ties: the lower row, as the index's cold rows
         return [(self._ids[j], float(scores[j])) for j in top if np.isfinite(scores[j])]
 
     def _attribute_vectors(self):

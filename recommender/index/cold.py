@@ -45,7 +45,7 @@ from recommender.core.attributes import (
     valid_scoring,
 )
 from recommender.core.errors import ConfigError
-from recommender.core.vectors import unit_rows
+from recommender.core.vectors import top_k_rows, unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +218,9 @@ def cold_table(rows: ColdRows, k: int, block: int = 1024) -> tuple[np.ndarray, n
                          shared([by_id.get(i, []) for i in rows.ids[s:e]]) if shared else None)
         if n_cand > n_model:  # cold rows are candidates too: never the row itself
             sc[np.arange(e - s), np.arange(s, e)] = -np.inf
-        top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
-        top_sc = np.take_along_axis(sc, top, 1)
-        order = np.lexsort((top, -top_sc), axis=1)
-        nbrs[s - n_model:e - n_model, :kk] = np.take_along_axis(top, order, 1)
-        out[s - n_model:e - n_model, :kk] = np.take_along_axis(top_sc, order, 1)
+        top = top_k_rows(sc, kk)  # ties: the lower row, as the evaluation and validation
+        nbrs[s - n_model:e - n_model, :kk] = top
+        out[s - n_model:e - n_model, :kk] = np.take_along_axis(sc, top, 1)
     bad = ~np.isfinite(out)
     nbrs[bad], out[bad] = -1, np.nan
     return nbrs, out

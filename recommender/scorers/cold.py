@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from recommender.core.attributes import SAME, AttributeVectors, SharedValues, cold_scores
+from recommender.core.vectors import top_k_rows
 from recommender.index.cold import ColdConfig, resolve
 from recommender.scorers.table import ScoredTable
 
@@ -55,11 +56,9 @@ def add_cold_rows(table: ScoredTable, attrs: AttributeVectors, model_ids, vector
     for s in range(0, len(cold_ids) if kk else 0, block):
         sc = cold_scores(cold_vecs[s:s + block], scoring, popularity, counts, space, ctx,
                          shared([by_id[i] for i in cold_ids[s:s + block]]) if shared else None)
-        top = np.argpartition(-sc, kk - 1, axis=1)[:, :kk]
-        top_sc = np.take_along_axis(sc, top, 1)
-        order = np.lexsort((top, -top_sc), axis=1)
-        nbrs[s:s + block, :kk] = cand[np.take_along_axis(top, order, 1)]
-        out[s:s + block, :kk] = np.take_along_axis(top_sc, order, 1)
+        top = top_k_rows(sc, kk)  # ties: the lower row, also at the k-th place
+        nbrs[s:s + block, :kk] = cand[top]
+        out[s:s + block, :kk] = np.take_along_axis(sc, top, 1)
     bad = ~np.isfinite(out)
     nbrs[bad], out[bad] = -1, np.nan
     extended = replace(
