@@ -76,3 +76,14 @@ def test_processes_are_refused_with_catalogue_attributes():
         train(planted(), TrainConfig(processes=2, **QUICK), attributes=object())
     with pytest.raises(ConfigError, match="processes must be a whole number >= 1"):
         TrainConfig(processes=0)
+
+
+def test_processes_share_the_batch_size_bounds():
+    from recommender.train.trainer import auto_batch_size
+
+    # Busiest row 15% of pairs: 160 / 0.15 = 1066 -> 1024 pairs; two processes 533 -> 512 each.
+    assert auto_batch_size(2_000_000, 16, 0.15) == 1024
+    assert auto_batch_size(2_000_000, 16, 0.15, processes=2) == 512
+    # Small corpus: tokens / 32 = 25,000 -> 8192 at most; with 4 processes 6,250 -> 4096.
+    assert auto_batch_size(800_000, 16) == 8192
+    assert auto_batch_size(800_000, 16, processes=4) == 4096

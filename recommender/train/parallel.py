@@ -18,22 +18,23 @@ depends on timing, so the same seed no longer gives bit-identical vectors (``pro
 the default, does). Each unit keeps its own random stream, ``(seed, epoch, chunk, part)``, and
 its learning rate is the one sequential training would use at that point of the epoch.
 
-Workers are forked (the corpus, vocabulary and batch maker are inherited, nothing is pickled);
-where ``fork`` is unavailable they are spawned. Catalogue attributes, which update their own
-vectors after every batch, need ``processes = 1``.
+Workers are forked: they inherit the batch maker and the shared matrices, nothing is pickled
+but the units. Where ``fork`` is unavailable (Windows) ``processes > 1`` is refused. Catalogue
+attributes, which update their own vectors after every batch, need ``processes = 1``.
 """
 
 from __future__ import annotations
 
 import mmap
 import multiprocessing as mp
+import os
 import queue
 import traceback
 from collections.abc import Callable
 
 import numpy as np
 
-from recommender.core.errors import TrainingError
+from recommender.core.errors import ConfigError, TrainingError
 
 # Tokens per unit of work handed to a process (whole sessions, so about this many): small
 # enough that the processes finish an epoch together (a 2M-token corpus is ~30 units; a chunk
@@ -62,11 +63,16 @@ def _units(lengths: np.ndarray, processes: int):
         yield part, slice(s, e), slice(int(ends[s]), int(ends[e]))
 
 
-def _work(maker, apply, config, w_in, w_out, tasks, results) -> None:
+def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> None:
     """A worker's loop: apply each unit's batches to the shared weights, report its loss."""
     try:
         while True:
-            task = tasks.get()
+            try:
+                task = tasks.get(timeout=_POLL)
+            except queue.Empty:
+                if os.getppid() != parent:  # the parent was killed: do not linger
+                    return
+                continue
             if task is None:
                 return
             key, epoch, base, span_lr, planned, tokens, lengths = task
@@ -94,15 +100,17 @@ class ProcessTrainer:
     """
 
     def __init__(self, config, maker, apply: Callable, w_in: np.ndarray, w_out: np.ndarray):
+        if "fork" not in mp.get_all_start_methods():
+            raise ConfigError("processes > 1 needs the 'fork' start method (Linux, macOS); "
+                              "use processes=1 here")
         self.config = config
         self.w_in, self.w_out = _shared_like(w_in), _shared_like(w_out)
-        methods = mp.get_all_start_methods()
-        ctx = mp.get_context("fork" if "fork" in methods else "spawn")
+        ctx = mp.get_context("fork")
         self.tasks = ctx.Queue(2 * config.processes)
         self.results = ctx.Queue()
         self.procs = [ctx.Process(target=_work, name=f"pin2vec-train-{i}", daemon=True,
                                   args=(maker, apply, config, self.w_in, self.w_out, self.tasks,
-                                        self.results))
+                                        self.results, os.getpid()))
                       for i in range(config.processes)]
         for p in self.procs:
             p.start()
@@ -180,5 +188,6 @@ class ProcessTrainer:
             if p.is_alive():
                 p.terminate()
                 p.join()
+        self.tasks.cancel_join_thread()  # units left after an error are not waited for
         self.tasks.close()
         self.results.close()

@@ -237,7 +237,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         callbacks = [side.checkpoint_saver(out / CHECKPOINT_DIR), *callbacks]
     maker = BatchMaker(config, vocab, d, 0, config.group_size, config.negatives_per_group())
     maker.batch_size = batch_size = config.batch_size or auto_batch_size(
-        corpus.raw_tokens, config.group_size, maker.peak_row_share())
+        corpus.raw_tokens, config.group_size, maker.peak_row_share(), config.processes)
     manifest["batch_size"] = batch_size
     apply = apply_cbow_batch if config.architecture == "cbow" else apply_sgns_batch
     planned = config.epochs * corpus.raw_tokens
@@ -329,7 +329,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     return model
 
 
-def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0) -> int:
+def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0,
+                    processes: int = 1) -> int:
     """Pairs per batch when not given, a power of two within 256..8192.
 
     Large batches are fast, but a small corpus needs enough SGD steps per epoch (at most
@@ -337,11 +338,13 @@ def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0
     from the same stale weights and overshoot where word2vec's one-by-one updates saturate.
     ``peak_row_share`` (:meth:`BatchMaker.peak_row_share`) bounds the batch so that the busiest
     item takes about ``MAX_ROW_UPDATES`` updates per batch at most: a heavy head or a small
-    catalogue gets smaller batches instead of a cap that biases popular items.
+    catalogue gets smaller batches instead of a cap that biases popular items. With
+    ``processes`` training at once each computes its batch without the others' updates in
+    flight, so both bounds apply to the processes' batches together.
     """
-    size = max(int(tokens // 32), 1)
+    size = max(int(tokens // (32 * processes)), 1)
     if peak_row_share > 0:
-        size = min(size, int(MAX_ROW_UPDATES / peak_row_share))
+        size = min(size, int(MAX_ROW_UPDATES / (peak_row_share * processes)))
     size = 1 << max(size, 1).bit_length() - 1
     return max(min(size, 8192), 256, group_size)
 
