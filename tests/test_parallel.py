@@ -87,3 +87,13 @@ def test_processes_share_the_batch_size_bounds():
     # Small corpus: tokens / 32 = 25,000 -> 8192 at most; with 4 processes 6,250 -> 4096.
     assert auto_batch_size(800_000, 16) == 8192
     assert auto_batch_size(800_000, 16, processes=4) == 4096
+
+
+def test_run_refuses_processes_with_attributes_before_any_stage(tmp_path, capsys):
+    from recommender.cli import main as cli
+
+    out = tmp_path / "out"
+    code = cli(["run", "--output", str(out), "--processes", "2", "--catalog-attributes",
+                "category", "--quiet"])
+    assert code == 2 and "--processes 1 only" in capsys.readouterr().err
+    assert not out.exists()  # refused before sessionizing
