@@ -8,7 +8,8 @@ clean, runs alternate between the two trainers, and the table shows medians.
 
 - words/s: raw corpus tokens x epochs / wall seconds of the whole training call, vocabulary scan
   included (``Word2Vec(sentences, ...)`` and ``train(sessions, config)``); same definition for both.
-- peak RSS: ``ru_maxrss`` of the run's process (corpus in memory as Python lists included).
+- peak RSS: ``VmHWM`` of the run's process (corpus in memory as Python lists included); with
+  ``--processes N`` the parent's only (the workers are forked and share its pages).
 - purity@10: share of the 10 nearest neighbours (cosine) in the query item's topic, for 2,000
   random items seen at least 10 times (planted corpus only).
 - HR@10: on held-out sessions, how often the next item is among the 10 nearest neighbours of the
@@ -151,6 +152,7 @@ def run_one(args) -> dict:
                              ns_exponent=args.ns_exponent,
                              sample=args.sample, epochs=args.epochs, alpha=args.alpha,
                              workers=args.workers, seed=args.seed, progress=False,
+                             processes=int(args.processes),
                              batch_size=args.batch_size)
         model = train(train_sessions, config)
         seconds = time.perf_counter() - t0
@@ -210,11 +212,14 @@ def compare(args) -> None:
         np.savez(corpus, flat=flat, lengths=lengths, topic_of=topic_of)
         print(f"corpus: {len(flat):,} tokens, {len(lengths):,} sessions, "
               f"{len(np.unique(flat)):,} items, {args.topics} topics (90% train / 10% held out)")
-    trainers = ["pin2vec"] + ([] if args.skip_gensim else ["gensim"])
+    variants = {("pin2vec" if n == 1 else f"pin2vec-p{n}"): n
+                for n in (int(x) for x in str(args.processes).split(","))}
+    trainers = list(variants) + ([] if args.skip_gensim else ["gensim"])
     results: dict[str, list[dict]] = {t: [] for t in trainers}
     for run in range(args.runs):
         for trainer in trainers:  # alternate so both see the same machine noise
-            cmd = [sys.executable, __file__, "--worker", trainer, "--corpus", str(corpus)]
+            cmd = [sys.executable, __file__, "--worker", trainer.split("-")[0],
+                   "--corpus", str(corpus), f"--processes={variants.get(trainer, 1)}"]
             cmd += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
                 "dim", "window", "negative", "ns_exponent", "sample", "epochs", "alpha", "workers",
                 "seed")]
@@ -227,9 +232,11 @@ def compare(args) -> None:
     print(f"\nsettings: sg, dim={args.dim}, window={args.window}, negative={args.negative}, "
           f"ns_exponent={args.ns_exponent}, sample={args.sample}, epochs={args.epochs}, "
           f"alpha={args.alpha}, "
-          f"workers={args.workers}; median of {args.runs} run(s)")
+          f"workers={args.workers}; median of {args.runs} run(s); pin2vec-pN: processes=N")
+    ours = [t for t in trainers if t != "gensim"]
+    ratios = [] if args.skip_gensim else ours
     print(f"{'':12s}" + "".join(f"{t:>14s}" for t in trainers)
-          + (f"{'ratio':>10s}" if len(trainers) == 2 else ""))
+          + "".join(f"{t + '/gensim':>20s}" for t in ratios))
     for key, label, fmt in (("words_per_s", "words/s", "{:14,.0f}"),
                             ("peak_rss_mb", "peak RSS MB", "{:14,.0f}"),
                             ("mean_cos", "mean cos", "{:14.3f}"),
@@ -238,8 +245,7 @@ def compare(args) -> None:
         if key not in med[trainers[0]]:
             continue
         row = f"{label:12s}" + "".join(fmt.format(med[t][key]) for t in trainers)
-        if len(trainers) == 2:
-            row += f"{med['pin2vec'][key] / max(med['gensim'][key], 1e-12):10.2f}"
+        row += "".join(f"{med[t][key] / max(med['gensim'][key], 1e-12):20.2f}" for t in ratios)
         print(row)
 
 
@@ -318,6 +324,9 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--alpha", type=float, default=0.025)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--processes", default="1",
+                   help="pin2vec's processes; a comma list runs each as its own column, e.g. "
+                   "1,2 (1 = reproducible; N > 1 = Hogwild on shared weights)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=None, help="pin2vec batch size (auto)")
     p.add_argument("--skip-gensim", action="store_true", help="only run pin2vec")

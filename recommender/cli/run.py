@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_embeddings and args.catalog_attributes:
         raise ConfigError("--catalog-attributes trains attribute vectors with the embeddings; "
                           "drop --no-embeddings")
+    if config.processes > 1 and args.catalog_attributes:
+        raise ConfigError("--catalog-attributes trains with --processes 1 only (attribute vectors "
+                          "follow every batch); drop --processes or the attributes")
     from recommender.cli.catalog import training_attributes
 
     attributes = training_attributes(args)  # the catalogue is read before any stage runs

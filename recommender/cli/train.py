@@ -39,6 +39,12 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int,
                    help=f"threads: 1 = single thread, 2 = prepare batches while computing "
                    f"({d.workers}); does not change the result")
+    p.add_argument("--processes", type=int,
+                   help=f"processes that train on shared weights ({d.processes}). N > 1 runs the "
+                   "float math on N cores (threads cannot: numpy's scatter-add holds the GIL), "
+                   "but like gensim with several workers the vectors then vary slightly from run "
+                   "to run; 1 gives the same vectors for the same seed. Not with "
+                   "--catalog-attributes")
     p.add_argument("--batch-size", type=int,
                    help="pairs per minibatch (default: tokens/32 within 256..8192); smaller is "
                    "closer to word2vec's plain SGD, larger is faster")

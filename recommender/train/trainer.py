@@ -61,6 +61,7 @@ from recommender.train.model import (
     collapse_advice,
     mean_pair_cosine,
 )
+from recommender.train.parallel import ProcessTrainer
 from recommender.train.prefetch import prefetch
 from recommender.train.sgns import apply_cbow_batch, apply_sgns_batch
 
@@ -93,6 +94,9 @@ class TrainConfig:
     min_alpha: float = 0.0001  # ... to this
     seed: int = 1
     workers: int = 2  # 1 = one thread; >= 2 prepares batches in a 2nd thread (same result)
+    # > 1: that many processes update shared weights without locks (Hogwild; faster on several
+    # cores, but not bit-reproducible; see recommender.train.parallel); 1 = reproducible
+    processes: int = 1
     batch_size: int | None = None  # pairs per minibatch; None = by corpus size, 256..8192
     group_size: int = 16  # examples that share one set of negatives (1 = word2vec's own)
     # negatives drawn per group, each weighted negative / this; None = as many as keep one draw
@@ -111,7 +115,8 @@ class TrainConfig:
              f"architecture must be 'skipgram' or 'cbow', not {self.architecture!r}")
         optional = tuple(name for name in ("batch_size", "shared_negatives")
                          if getattr(self, name) is not None)
-        for name in ("dim", "negative", "epochs", "min_count", "workers", "group_size") + optional:
+        for name in ("dim", "negative", "epochs", "min_count", "workers", "processes",
+                     "group_size") + optional:
             value = getattr(self, name)
             whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
             need(whole and value >= 1, f"{name} must be a whole number >= 1, got {value!r}")
@@ -149,8 +154,9 @@ DRAW_EXAMPLES = 10
 # Expected updates of the busiest row per batch that auto_batch_size allows (see there).
 MAX_ROW_UPDATES = 160
 
-# Fields that do not change the vectors: they may differ between a run and its resumption.
-_NEUTRAL = ("workers", "progress")
+# Fields that do not change what is trained (``processes`` changes only the order of updates):
+# they may differ between a run and its resumption.
+_NEUTRAL = ("workers", "processes", "progress")
 
 Callback = Callable[[int, float, Model], None]
 
@@ -187,6 +193,9 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     """
     if not isinstance(config, TrainConfig):
         raise ConfigError("config must be a recommender.train.TrainConfig")
+    if config.processes > 1 and attributes is not None:
+        raise ConfigError("catalogue attributes are trained with processes=1 only (their vectors "
+                          "follow every batch); drop --processes or the attributes")
     t0 = time.perf_counter()
     corpus = Corpus(source, config.min_count)
     vocab = corpus.vocab
@@ -228,32 +237,48 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         callbacks = [side.checkpoint_saver(out / CHECKPOINT_DIR), *callbacks]
     maker = BatchMaker(config, vocab, d, 0, config.group_size, config.negatives_per_group())
     maker.batch_size = batch_size = config.batch_size or auto_batch_size(
-        corpus.raw_tokens, config.group_size, maker.peak_row_share())
+        corpus.raw_tokens, config.group_size, maker.peak_row_share(), config.processes)
     manifest["batch_size"] = batch_size
     apply = apply_cbow_batch if config.architecture == "cbow" else apply_sgns_batch
     planned = config.epochs * corpus.raw_tokens
-    bar = _progress(config, planned, start_epoch * corpus.raw_tokens)
+    pool = bar = None
+
+    def advance(raw: int, loss: float, examples: int, epoch: int) -> None:
+        """After each chunk (or a process's unit): stop on divergence, move the bar."""
+        if not np.isfinite(loss):
+            raise TrainingError(_diverged(config, epoch))
+        if bar is not None:
+            bar.update(raw)
+            rate = bar.n / max(bar.format_dict["elapsed"], 1e-9)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{loss / max(examples, 1):.4f}",
+                            words_s=f"{rate:,.0f}")
+
     switch = sys.getswitchinterval()
     if config.workers > 1:
         # Both threads run many short numpy calls; with the default 5 ms GIL switch interval a
         # thread coming back from a GIL-free numpy call waits for the other one's turn to end.
         sys.setswitchinterval(1e-4)
     try:
+        if config.processes > 1 and start_epoch < config.epochs:
+            # Started before any thread of ours (progress bar, batch prefetch): they are forked.
+            pool = ProcessTrainer(config, maker, apply, w_in, w_out)
+            w_in, w_out = model.vectors, model.context_vectors = pool.w_in, pool.w_out
+        bar = _progress(config, planned, start_epoch * corpus.raw_tokens)
         for epoch in range(start_epoch, config.epochs):
             e0 = time.perf_counter()
             loss, examples = 0.0, 0
-            batches = _epoch_batches(corpus, maker, config, epoch, planned)
+            if pool is not None:
+                loss, examples = pool.epoch(
+                    corpus.chunks(), epoch, corpus.raw_tokens, planned,
+                    lambda raw, unit_loss, unit_examples, e=epoch: advance(
+                        raw, unit_loss, unit_examples, e))
+            batches = () if pool is not None else _epoch_batches(corpus, maker, config, epoch,
+                                                                 planned)
             if side is not None:  # the attributes' integer work, in the producer thread too
                 batches = side.prepared(batches)
-            for batch, done in prefetch(batches, config.workers > 1):
+            for batch, done in prefetch(batches, config.workers > 1 and pool is None):
                 if batch is None:  # end of a chunk: done = its raw tokens
-                    if not np.isfinite(loss):
-                        raise TrainingError(_diverged(config, epoch))
-                    if bar is not None:
-                        bar.update(done)
-                        rate = bar.n / max(bar.format_dict["elapsed"], 1e-9)
-                        bar.set_postfix(epoch=epoch + 1, loss=f"{loss / max(examples, 1):.4f}",
-                                        words_s=f"{rate:,.0f}")
+                    advance(done, loss, examples, epoch)
                     continue
                 loss += apply(w_in, w_out, batch)
                 examples += batch.examples
@@ -280,6 +305,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         sys.setswitchinterval(switch)
         if bar is not None:
             bar.close()
+        if pool is not None:
+            pool.close()
+    if pool is not None:  # out of the shared memory, which goes with the pool
+        w_in, w_out = model.vectors, model.context_vectors = w_in.copy(), w_out.copy()
     total = sum(e["seconds"] for e in manifest["epochs"])
     manifest["words_per_second"] = (len(manifest["epochs"]) * corpus.raw_tokens / total
                                     if total else None)
@@ -300,7 +329,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     return model
 
 
-def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0) -> int:
+def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0,
+                    processes: int = 1) -> int:
     """Pairs per batch when not given, a power of two within 256..8192.
 
     Large batches are fast, but a small corpus needs enough SGD steps per epoch (at most
@@ -308,11 +338,13 @@ def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0
     from the same stale weights and overshoot where word2vec's one-by-one updates saturate.
     ``peak_row_share`` (:meth:`BatchMaker.peak_row_share`) bounds the batch so that the busiest
     item takes about ``MAX_ROW_UPDATES`` updates per batch at most: a heavy head or a small
-    catalogue gets smaller batches instead of a cap that biases popular items.
+    catalogue gets smaller batches instead of a cap that biases popular items. With
+    ``processes`` training at once each computes its batch without the others' updates in
+    flight, so both bounds apply to the processes' batches together.
     """
-    size = max(int(tokens // 32), 1)
+    size = max(int(tokens // (32 * processes)), 1)
     if peak_row_share > 0:
-        size = min(size, int(MAX_ROW_UPDATES / peak_row_share))
+        size = min(size, int(MAX_ROW_UPDATES / (peak_row_share * processes)))
     size = 1 << max(size, 1).bit_length() - 1
     return max(min(size, 8192), 256, group_size)
 

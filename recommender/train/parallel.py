@@ -1,0 +1,193 @@
+"""Training in several processes on shared weights (``TrainConfig.processes > 1``), Hogwild-style.
+
+Why processes: the trainer's float math does not run faster in two *threads*. ``np.add.at``,
+numpy's only duplicate-safe scatter-add, holds the GIL, and the rest is many small numpy calls
+that take it back and forth; two fully independent trainers in two threads of one process ran
+at 0.99x the throughput of one (``benchmarks/bench_parallel.py``). In two processes they run at
+about 1.8x. Splitting every batch between two processes in lock-step (bit-identical) costs more
+in synchronisation than it saves: a batch is about a millisecond of work.
+
+So the processes do not synchronise per batch. The input and output matrices live in shared
+memory; the parent reads the corpus and hands out *units* (a part of a chunk, about
+``UNIT_SESSIONS`` sessions) through a queue; each worker prepares and applies the batches of its
+unit and writes straight into the shared weights, as word2vec.c's and gensim's threads do
+("Hogwild", Recht et al. 2011). Updates of a row from two processes can interleave and one can
+be lost; rows are 64 floats among tens of thousands, so this is rare and, like SGD noise,
+harmless to quality (measured in the benchmark). The price is reproducibility: the result
+depends on timing, so the same seed no longer gives bit-identical vectors (``processes = 1``,
+the default, does). Each unit keeps its own random stream, ``(seed, epoch, chunk, part)``, and
+its learning rate is the one sequential training would use at that point of the epoch.
+
+Workers are forked: they inherit the batch maker and the shared matrices, nothing is pickled
+but the units. Where ``fork`` is unavailable (Windows) ``processes > 1`` is refused. Catalogue
+attributes, which update their own vectors after every batch, need ``processes = 1``.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing as mp
+import os
+import queue
+import traceback
+from collections.abc import Callable
+
+import numpy as np
+
+from recommender.core.errors import ConfigError, TrainingError
+
+# Tokens per unit of work handed to a process (whole sessions, so about this many): small
+# enough that the processes finish an epoch together (a 2M-token corpus is ~30 units; a chunk
+# is cut into at least 2 units per process), large enough that the queue is not the work.
+UNIT_TOKENS = 1 << 16
+_POLL = 0.2  # seconds between checks that the workers are alive while waiting on a queue
+
+
+def _shared_like(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` in anonymous shared memory, inherited by forked children."""
+    buf = mmap.mmap(-1, max(a.nbytes, 1))
+    out = np.frombuffer(buf, dtype=a.dtype, count=a.size).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def _units(lengths: np.ndarray, processes: int):
+    """(part number, session slice, token slice) of a chunk cut at session boundaries into parts
+    of about ``UNIT_TOKENS`` tokens, and into at least ``2 * processes`` parts if it has as many
+    sessions."""
+    ends = np.concatenate([[0], np.cumsum(lengths)])
+    parts = max(-(-int(ends[-1]) // UNIT_TOKENS), 2 * processes)
+    cuts = np.searchsorted(ends, np.arange(1, parts) * (ends[-1] / parts), "left")
+    bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]]))
+    for part, (s, e) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
+        yield part, slice(s, e), slice(int(ends[s]), int(ends[e]))
+
+
+def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> None:
+    """A worker's loop: apply each unit's batches to the shared weights, report its loss."""
+    try:
+        while True:
+            try:
+                task = tasks.get(timeout=_POLL)
+            except queue.Empty:
+                if os.getppid() != parent:  # the parent was killed: do not linger
+                    return
+                continue
+            if task is None:
+                return
+            key, epoch, base, span_lr, planned, tokens, lengths = task
+            raw = len(tokens)
+            rng = np.random.default_rng([config.seed, epoch, *key])
+
+            def lr_at(fraction, base=base, raw=raw):
+                return max(config.alpha - span_lr * (base + fraction * raw) / planned,
+                           config.min_alpha)
+
+            loss, examples = 0.0, 0
+            for batch in maker.batches(tokens, lengths, rng, lr_at):
+                loss += apply(w_in, w_out, batch)
+                examples += batch.examples
+            results.put((raw, loss, examples))
+    except BaseException:  # reported to the parent, which raises it as a TrainingError
+        results.put(("error", traceback.format_exc()))
+
+
+class ProcessTrainer:
+    """``processes`` workers applying batches to shared ``w_in``/``w_out`` (see the module doc).
+
+    Use as a context manager; :attr:`w_in` and :attr:`w_out` are the shared matrices (read them
+    between epochs, e.g. for checkpoints); :meth:`close` stops the workers.
+    """
+
+    def __init__(self, config, maker, apply: Callable, w_in: np.ndarray, w_out: np.ndarray):
+        if "fork" not in mp.get_all_start_methods():
+            raise ConfigError("processes > 1 needs the 'fork' start method (Linux, macOS); "
+                              "use processes=1 here")
+        self.config = config
+        self.w_in, self.w_out = _shared_like(w_in), _shared_like(w_out)
+        ctx = mp.get_context("fork")
+        self.tasks = ctx.Queue(2 * config.processes)
+        self.results = ctx.Queue()
+        self.procs = [ctx.Process(target=_work, name=f"pin2vec-train-{i}", daemon=True,
+                                  args=(maker, apply, config, self.w_in, self.w_out, self.tasks,
+                                        self.results, os.getpid()))
+                      for i in range(config.processes)]
+        for p in self.procs:
+            p.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _check_alive(self) -> None:
+        dead = [p for p in self.procs if not p.is_alive()]
+        if dead:
+            raise TrainingError(f"training process {dead[0].name} stopped unexpectedly "
+                                f"(exit code {dead[0].exitcode}); out of memory? try "
+                                "--processes 1")
+
+    def _result(self):
+        while True:
+            try:
+                item = self.results.get(timeout=_POLL)
+            except queue.Empty:
+                self._check_alive()
+                continue
+            if item[0] == "error":
+                raise TrainingError(f"a training process failed:\n{item[1]}")
+            return item
+
+    def epoch(self, chunks, epoch: int, raw_tokens: int, planned: int,
+              on_unit: Callable[[int, float, int], None]) -> tuple[float, int]:
+        """Train one epoch over ``chunks`` (``raw_tokens`` in all); returns (summed loss,
+        examples). ``on_unit(raw tokens, loss, examples)`` is called in the parent as units
+        finish, in the order they finish."""
+        span = self.config.alpha - self.config.min_alpha
+        done = epoch * raw_tokens  # tokens before this chunk, as sequential training counts them
+        loss = 0.0
+        examples = pending = 0
+
+        def receive():
+            nonlocal loss, examples, pending
+            raw, unit_loss, unit_examples = self._result()
+            loss += unit_loss
+            examples += unit_examples
+            pending -= 1
+            on_unit(raw, unit_loss, unit_examples)
+
+        for chunk, (tokens, lengths) in enumerate(chunks):
+            for part, sessions, toks in _units(lengths, self.config.processes):
+                task = ((chunk, part), epoch, done + toks.start, span, planned, tokens[toks],
+                        lengths[sessions])
+                while True:  # block while the queue is full, but notice a dead worker
+                    try:
+                        self.tasks.put(task, timeout=_POLL)
+                        break
+                    except queue.Full:
+                        self._check_alive()
+                pending += 1
+                while pending and not self.results.empty():
+                    receive()
+            done += len(tokens)
+        while pending:
+            receive()
+        return loss, examples
+
+    def close(self) -> None:
+        """Stop the workers (they finish their unit first) and wait for them."""
+        for p in self.procs:
+            if p.is_alive():
+                try:
+                    self.tasks.put(None, timeout=1)
+                except queue.Full:
+                    pass
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join()
+        self.tasks.cancel_join_thread()  # units left after an error are not waited for
+        self.tasks.close()
+        self.results.close()

@@ -1,0 +1,99 @@
+"""Training in several processes on shared weights (TrainConfig.processes > 1)."""
+
+import os
+
+import numpy as np
+import pytest
+
+from recommender.core.errors import ConfigError, TrainingError
+from recommender.train.parallel import _units
+from recommender.train.trainer import TrainConfig, train
+from tests.test_train import QUICK, planted, purity
+
+
+def test_units_cut_a_chunk_at_session_boundaries_into_two_per_process():
+    units = [(part, s.start, s.stop, t.start, t.stop)
+             for part, s, t in _units(np.array([3, 1, 4, 1, 5, 9, 2, 6]), 2)]
+    # 31 tokens, 4 parts: sessions start at tokens 0 3 4 8 9 14 23 25; cuts at >= 7.75, 15.5, 23.25
+    assert units == [(0, 0, 3, 0, 8), (1, 3, 6, 8, 23), (2, 6, 7, 23, 25), (3, 7, 8, 25, 31)]
+    assert [u[1:3] for u in [(p, s.start, s.stop) for p, s, _ in _units(np.array([5]), 2)]] == [
+        (0, 1)]
+    assert list(_units(np.array([], dtype=np.int64), 2)) == []
+
+
+@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
+def test_two_processes_learn_planted_clusters(architecture):
+    model = train(planted(sessions=1600),
+                  TrainConfig(architecture=architecture, epochs=5, processes=2, progress=False))
+    assert purity(model) >= 0.9
+    losses = [e["loss"] for e in model.manifest["epochs"]]
+    assert losses[-1] < losses[0]
+    assert model.manifest["config"]["processes"] == 2
+    # The result is copied out of the shared memory the processes wrote into.
+    assert model.vectors.flags.owndata and model.context_vectors.flags.owndata
+
+
+def test_processes_train_every_pair_of_every_session_once():
+    # Without subsampling or window shrinking the pairs are fixed: units cut only between
+    # sessions, so each epoch trains exactly the pairs one process does.
+    config = dict(sample=0.0, shrink_window=False, **QUICK)
+    one = train(planted(), TrainConfig(processes=1, **config))
+    two = train(planted(), TrainConfig(processes=2, **config))
+    # Window 5 in sessions of 8 items: 25 pairs each way, 50 a session.
+    assert ([e["examples"] for e in two.manifest["epochs"]]
+            == [e["examples"] for e in one.manifest["epochs"]] == [800 * 50] * 3)
+
+
+def _boom(*args):
+    raise ValueError("boom in a worker")
+
+
+def _die(*args):
+    os._exit(3)
+
+
+def test_a_failing_process_stops_training_with_its_traceback(monkeypatch):
+    monkeypatch.setattr("recommender.train.trainer.apply_sgns_batch", _boom)
+    with pytest.raises(TrainingError, match="(?s)a training process failed.*boom in a worker"):
+        train(planted(), TrainConfig(processes=2, **QUICK))
+
+
+def test_a_killed_process_stops_training_with_a_clear_error(monkeypatch):
+    monkeypatch.setattr("recommender.train.trainer.apply_sgns_batch", _die)
+    with pytest.raises(TrainingError, match=r"stopped unexpectedly \(exit code 3\)"):
+        train(planted(), TrainConfig(processes=2, **QUICK))
+
+
+def test_nan_loss_in_a_process_stops_with_advice(monkeypatch):
+    monkeypatch.setattr("recommender.train.trainer.apply_sgns_batch",
+                        lambda *a, **k: float("nan"))
+    with pytest.raises(TrainingError, match="lower --alpha"):
+        train(planted(), TrainConfig(processes=2, **QUICK))
+
+
+def test_processes_are_refused_with_catalogue_attributes():
+    with pytest.raises(ConfigError, match="processes=1 only"):
+        train(planted(), TrainConfig(processes=2, **QUICK), attributes=object())
+    with pytest.raises(ConfigError, match="processes must be a whole number >= 1"):
+        TrainConfig(processes=0)
+
+
+def test_processes_share_the_batch_size_bounds():
+    from recommender.train.trainer import auto_batch_size
+
+    # Busiest row 15% of pairs: 160 / 0.15 = 1066 -> 1024 pairs; two processes 533 -> 512 each.
+    assert auto_batch_size(2_000_000, 16, 0.15) == 1024
+    assert auto_batch_size(2_000_000, 16, 0.15, processes=2) == 512
+    # Small corpus: tokens / 32 = 25,000 -> 8192 at most; with 4 processes 6,250 -> 4096.
+    assert auto_batch_size(800_000, 16) == 8192
+    assert auto_batch_size(800_000, 16, processes=4) == 4096
+
+
+def test_run_refuses_processes_with_attributes_before_any_stage(tmp_path, capsys):
+    from recommender.cli import main as cli
+
+    out = tmp_path / "out"
+    code = cli(["run", "--output", str(out), "--processes", "2", "--catalog-attributes",
+                "category", "--quiet"])
+    assert code == 2 and "--processes 1 only" in capsys.readouterr().err
+    assert not out.exists()  # refused before sessionizing
