@@ -2,21 +2,24 @@
 
 Why processes: the trainer's float math does not run faster in two *threads*. ``np.add.at``,
 numpy's only duplicate-safe scatter-add, holds the GIL, and the rest is many small numpy calls
-that take it back and forth; two fully independent trainers in two threads of one process ran
-at 0.99x the throughput of one (``benchmarks/bench_parallel.py``). In two processes they run at
-about 1.8x. Splitting every batch between two processes in lock-step (bit-identical) costs more
-in synchronisation than it saves: a batch is about a millisecond of work.
+that take it back and forth: the same batches applied to two independent copies of the weights
+in two threads of one process ran at 0.87x the throughput of one thread, in two processes at
+1.52x (``benchmarks/bench_parallel.py``). Splitting every batch between two processes in
+lock-step (bit-identical) costs more in synchronisation than it saves: a batch is about a
+millisecond of work.
 
 So the processes do not synchronise per batch. The input and output matrices live in shared
-memory; the parent reads the corpus and hands out *units* (a part of a chunk, about
-``UNIT_SESSIONS`` sessions) through a queue; each worker prepares and applies the batches of its
+memory; the parent reads the corpus and hands out *units* (whole sessions of a chunk, about
+``UNIT_TOKENS`` tokens) through a queue; each worker prepares and applies the batches of its
 unit and writes straight into the shared weights, as word2vec.c's and gensim's threads do
 ("Hogwild", Recht et al. 2011). Updates of a row from two processes can interleave and one can
 be lost; rows are 64 floats among tens of thousands, so this is rare and, like SGD noise,
 harmless to quality (measured in the benchmark). The price is reproducibility: the result
 depends on timing, so the same seed no longer gives bit-identical vectors (``processes = 1``,
 the default, does). Each unit keeps its own random stream, ``(seed, epoch, chunk, part)``, and
-its learning rate is the one sequential training would use at that point of the epoch.
+its learning rate is the one sequential training would use at that point of the epoch. The
+trainer halves the automatic batch size for two processes (``auto_batch_size``), so the updates
+in flight at once stay as many as one process has.
 
 Workers are forked: they inherit the batch maker and the shared matrices, nothing is pickled
 but the units. Where ``fork`` is unavailable (Windows) ``processes > 1`` is refused. Catalogue
@@ -95,8 +98,8 @@ def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> Non
 class ProcessTrainer:
     """``processes`` workers applying batches to shared ``w_in``/``w_out`` (see the module doc).
 
-    Use as a context manager; :attr:`w_in` and :attr:`w_out` are the shared matrices (read them
-    between epochs, e.g. for checkpoints); :meth:`close` stops the workers.
+    :attr:`w_in` and :attr:`w_out` are the shared matrices (read them between epochs, e.g. for
+    checkpoints); :meth:`close` stops the workers.
     """
 
     def __init__(self, config, maker, apply: Callable, w_in: np.ndarray, w_out: np.ndarray):
@@ -114,12 +117,6 @@ class ProcessTrainer:
                       for i in range(config.processes)]
         for p in self.procs:
             p.start()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _check_alive(self) -> None:
         dead = [p for p in self.procs if not p.is_alive()]

@@ -154,8 +154,8 @@ DRAW_EXAMPLES = 10
 # Expected updates of the busiest row per batch that auto_batch_size allows (see there).
 MAX_ROW_UPDATES = 160
 
-# Fields that do not change what is trained (``processes`` changes only the order of updates):
-# they may differ between a run and its resumption.
+# Fields that may differ between a run and its resumption: they do not change what is trained
+# (``processes`` changes the order of updates and the automatic batch size of the rest).
 _NEUTRAL = ("workers", "processes", "progress")
 
 Callback = Callable[[int, float, Model], None]
