@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pyarrow as pa
 import pytest
-from test_coldstart import CLUSTERS, PER, _cluster, _planted
+from test_coldstart import CLUSTERS, PER, _cluster, _train_planted
 
 from recommender import RelatedItems
 from recommender.core.attributes import SharedValues, cold_scores
@@ -16,8 +16,7 @@ from recommender.index import IndexConfig, build_index
 from recommender.index.cold import ColdConfig
 from recommender.scorers import CooccurrenceConfig, cooccurrence, from_lists, write_index
 from recommender.scorers.cold import add_cold_rows
-from recommender.train import TrainConfig, cold_choice, train
-from recommender.train.attributes import AttributeConfig
+from recommender.train import cold_choice
 
 
 def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
@@ -95,11 +94,7 @@ def test_cold_scores_context_is_the_logit_plus_popularity():
 @pytest.fixture(scope="module")
 def planted_model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("choice")
-    sessions, attrs, path = _planted(tmp)
-    config = TrainConfig(dim=16, window=3, epochs=10, ns_exponent=-0.5, alpha=0.05, seed=3,
-                         progress=False, workers=1)
-    model = train(sessions, config, output_dir=tmp / "model",
-                  attributes=(attrs, AttributeConfig(share=0.5, validation=0.25)))
+    sessions, _, _, model = _train_planted(tmp, validation=0.25)
     return tmp, model, sessions
 
 

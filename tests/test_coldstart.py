@@ -127,14 +127,20 @@ def _planted(tmp_path):
     return sessions, CatalogAttributes.from_catalog(cat, SPECS), path
 
 
-@pytest.fixture(scope="module")
-def planted(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("planted")
+def _train_planted(tmp, **attribute_options):
+    """The planted log and catalogue in ``tmp``, and a model trained on it with attributes."""
     sessions, attrs, path = _planted(tmp)
     config = TrainConfig(dim=16, window=3, epochs=10, ns_exponent=-0.5, alpha=0.05, seed=3,
                          progress=False, workers=1)
     model = train(sessions, config, output_dir=tmp / "model",
-                  attributes=(attrs, AttributeConfig(share=0.5)))
+                  attributes=(attrs, AttributeConfig(share=0.5, **attribute_options)))
+    return sessions, attrs, path, model
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("planted")
+    _, attrs, path, model = _train_planted(tmp)
     build_index(tmp / "model", tmp / "index", IndexConfig(k=5, progress=False, n_jobs=1))
     return tmp, model, attrs, path
 

@@ -98,6 +98,19 @@ def test_reads_a_sessions_dir_in_streamed_chunks(tmp_path):
     assert from_list.vocab.digest() == from_dir.vocab.digest()
 
 
+
+def _assert_every_window_2_pair_once_and_no_centre_twice(batches, n_items):
+    """The batches of one session of ``n_items`` distinct items, window 2: every (context,
+    centre) pair exactly once, and no batch with two pairs of one centre."""
+    seen = []
+    for b in batches:
+        centres = b.out[:b.examples].tolist()
+        assert len(set(centres)) == len(centres)
+        seen += zip(b.inp[:b.examples].tolist(), centres)
+    expected = [(c, o) for o in range(n_items)
+                for c in range(max(0, o - 2), min(n_items, o + 3)) if c != o]
+    assert sorted(seen) == sorted(expected)
+
 def test_skipgram_batches_deal_pairs_round_robin():
     # 12 distinct items in one session, window 2 without shrinking: 42 pairs; batches of 8 pairs
     # make 6 batches of every 6th pair, so no batch holds two pairs of one centre (word2vec
@@ -109,13 +122,7 @@ def test_skipgram_batches_deal_pairs_round_robin():
     batches = list(maker.batches(tokens, lengths, np.random.default_rng(0), lambda f: f))
     assert [b.examples for b in batches] == [7] * 6
     assert [b.lr for b in batches] == [(r + 1) / 6 for r in range(6)]
-    seen = []
-    for b in batches:
-        centres = b.out[:b.examples].tolist()
-        assert len(set(centres)) == len(centres)
-        seen += zip(b.inp[:b.examples].tolist(), centres)
-    expected = [(c, o) for o in range(12) for c in range(max(0, o - 2), min(12, o + 3)) if c != o]
-    assert sorted(seen) == sorted(expected)
+    _assert_every_window_2_pair_once_and_no_centre_twice(batches, 12)
 
 
 def test_big_chunks_are_dealt_in_parts_each_round_robin(monkeypatch):
@@ -133,13 +140,7 @@ def test_big_chunks_are_dealt_in_parts_each_round_robin(monkeypatch):
     assert [b.lr for b in batches] == pytest.approx(
         [(r + 1) / 7 * 13 / 38 for r in range(7)] + [(13 + (r + 1) * 2) / 38 for r in range(8)]
         + [(29 + (r + 1) / 5 * 9) / 38 for r in range(5)])
-    seen = []
-    for b in batches:
-        centres = b.out[:b.examples].tolist()
-        assert len(set(centres)) == len(centres)
-        seen += zip(b.inp[:b.examples].tolist(), centres)
-    expected = [(c, o) for o in range(11) for c in range(max(0, o - 2), min(11, o + 3)) if c != o]
-    assert sorted(seen) == sorted(expected)
+    _assert_every_window_2_pair_once_and_no_centre_twice(batches, 11)
 
 
 def test_in_memory_ids_that_are_not_strings_count_as_their_str():

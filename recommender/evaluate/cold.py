@@ -35,7 +35,7 @@ import numpy as np
 from recommender.core.attributes import SAME, SharedValues, cold_scores
 from recommender.core.catalog import column_of
 from recommender.core.errors import ConfigError
-from recommender.core.vectors import unit_rows
+from recommender.core.vectors import top_k_rows, unit_rows
 from recommender.index.cold import blend, blend_mask
 from recommender.train import TrainConfig, train
 from recommender.train.attributes import AttributeConfig, CatalogAttributes
@@ -189,7 +189,7 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
             shared = (SharedValues(cand_tokens, scoring[len(SAME):])(q_tokens)
                       if scoring.startswith(SAME) else None)
             scores = cold_scores(qv, scoring, b, counts, space, context, shared)
-            top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+            top = top_k_rows(scores, k)  # ties to the lower row, as the index
             cold_hits[key][cold_idx] = _hits(top, targets[cold_idx]) & has
     # Warm queries: learned vectors without attributes, and with them (plus tail blending).
     warm_idx = np.flatnonzero(warm)

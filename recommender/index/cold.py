@@ -208,19 +208,32 @@ def cold_table(rows: ColdRows, k: int, block: int = 1024) -> tuple[np.ndarray, n
         by_id = dict(zip(rows.attributes.item_ids, rows.attributes.item_tokens))
         shared = SharedValues([by_id.get(i, []) for i in rows.ids[:n_cand]],
                               rows.scoring[len(SAME):])
-    kk = min(k, n_cand)
-    nbrs = np.full((n - n_model, k), -1, np.int32)
-    out = np.full((n - n_model, k), np.nan, np.float32)
-    for s in range(n_model, n, block):
-        e = min(s + block, n)
+
+    def scores_of(s: int, e: int) -> np.ndarray:  # cold rows s..e-1 of the cold block
+        s, e = s + n_model, e + n_model
         sc = cold_scores(rows.vectors[s:e], rows.scoring, rows.popularity, counts,
                          rows.space[:n_cand], rows.context,
                          shared([by_id.get(i, []) for i in rows.ids[s:e]]) if shared else None)
         if n_cand > n_model:  # cold rows are candidates too: never the row itself
             sc[np.arange(e - s), np.arange(s, e)] = -np.inf
-        top = top_k_rows(sc, kk)  # ties: the lower row, as the evaluation and validation
-        nbrs[s - n_model:e - n_model, :kk] = top
-        out[s - n_model:e - n_model, :kk] = np.take_along_axis(sc, top, 1)
+        return sc
+
+    return scored_top_k(n - n_model, k, scores_of, block)
+
+
+def scored_top_k(n: int, k: int, scores_of, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """(neighbours int32 [n, k], scores float32 [n, k]) of ``n`` query rows, scored a block at
+    a time by ``scores_of(start, end)`` ([end - start, candidates]): the exact top-``k`` with
+    ties to the lower candidate (:func:`top_k_rows`, as the evaluation and the validation rank
+    them); places without a finite score hold -1 / NaN."""
+    nbrs = np.full((n, k), -1, np.int32)
+    out = np.full((n, k), np.nan, np.float32)
+    for s in range(0, n, block):
+        e = min(s + block, n)
+        sc = scores_of(s, e)
+        top = top_k_rows(sc, k)
+        nbrs[s:e, :top.shape[1]] = top
+        out[s:e, :top.shape[1]] = np.take_along_axis(sc, top, 1)
     bad = ~np.isfinite(out)
     nbrs[bad], out[bad] = -1, np.nan
     return nbrs, out

@@ -17,8 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from recommender.core.attributes import SAME, AttributeVectors, SharedValues, cold_scores
-from recommender.core.vectors import top_k_rows
-from recommender.index.cold import ColdConfig, resolve
+from recommender.index.cold import ColdConfig, resolve, scored_top_k
 from recommender.scorers.table import ScoredTable
 
 
@@ -47,20 +46,15 @@ def add_cold_rows(table: ScoredTable, attrs: AttributeVectors, model_ids, vector
     space = np.where(has[:, None], own, np.asarray(vectors)[src]) if len(cand) else own
     ctx = np.asarray(context)[src]
     counts = np.asarray(table.counts)[cand]
-    k = table.k
-    kk = min(k, len(cand))
-    nbrs = np.full((len(cold_ids), k), -1, np.int32)
-    out = np.full((len(cold_ids), k), np.nan, np.float32)
     shared = (SharedValues([by_id.get(ids[r], []) for r in cand], scoring[len(SAME):])
               if scoring.startswith(SAME) else None)
-    for s in range(0, len(cold_ids) if kk else 0, block):
-        sc = cold_scores(cold_vecs[s:s + block], scoring, popularity, counts, space, ctx,
-                         shared([by_id[i] for i in cold_ids[s:s + block]]) if shared else None)
-        top = top_k_rows(sc, kk)  # ties: the lower row, also at the k-th place
-        nbrs[s:s + block, :kk] = cand[top]
-        out[s:s + block, :kk] = np.take_along_axis(sc, top, 1)
-    bad = ~np.isfinite(out)
-    nbrs[bad], out[bad] = -1, np.nan
+
+    def scores_of(s: int, e: int) -> np.ndarray:
+        return cold_scores(cold_vecs[s:e], scoring, popularity, counts, space, ctx,
+                           shared([by_id[i] for i in cold_ids[s:e]]) if shared else None)
+
+    top, out = scored_top_k(len(cold_ids), table.k, scores_of, block)
+    nbrs = np.append(cand, -1)[top].astype(np.int32)  # table rows; -1 (no neighbour) stays
     extended = replace(
         table, item_ids=pa.concat_arrays([table.item_ids.cast(pa.string()),
                                           pa.array(cold_ids, pa.string())]),

@@ -49,9 +49,7 @@ from recommender.core.artifacts import save_npy, write_json
 from recommender.core.attributes import AttributeVectors
 from recommender.core.catalog import AttributeSchema, column_of
 from recommender.core.errors import ArtifactError, ConfigError
-from recommender.train.sgns import _flat_rows, scatter_add, sgns_loss_grad
-
-_CLIP = 80.0
+from recommender.train.sgns import _CLIP, _flat_rows, scatter_add, sgns_loss_grad
 
 MODES = ("mean", "each")
 MAX_TOKENS = 32  # tokens per item used in training (a longer tag list is cut)

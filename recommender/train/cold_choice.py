@@ -52,6 +52,8 @@ def _simplicity(setting) -> float:
     ``space``/``context``; the plain baseline (weight 1) first for ``same:``."""
     scoring, weight = setting
     return -weight if scoring.startswith(SAME) else weight
+
+
 DEFAULT = {"scoring": "space", "popularity": 0.0}  # without enough validation pairs
 MIN_PAIRS = 30  # fewer validation pairs than this: the default, not a noisy choice
 LATE = 0.3  # validation pairs come from this latest share of the training sessions
