@@ -10,7 +10,8 @@ millisecond of work.
 
 So the processes do not synchronise per batch. The input and output matrices live in shared
 memory; the parent reads the corpus and hands out *units* (whole sessions of a chunk, about
-``UNIT_TOKENS`` tokens) through a queue; each worker prepares and applies the batches of its
+``UNIT_TOKENS`` tokens; the epoch's last chunk ``TAIL_SPLIT`` times finer, so the processes
+finish the epoch together) through a queue; each worker prepares and applies the batches of its
 unit and writes straight into the shared weights, as word2vec.c's and gensim's threads do
 ("Hogwild", Recht et al. 2011). Updates of a row from two processes can interleave and one can
 be lost; rows are 64 floats among tens of thousands, so this is rare and, like SGD noise,
@@ -18,8 +19,8 @@ harmless to quality (measured in the benchmark). The price is reproducibility: t
 depends on timing, so the same seed no longer gives bit-identical vectors (``processes = 1``,
 the default, does). Each unit keeps its own random stream, ``(seed, epoch, chunk, part)``, and
 its learning rate is the one sequential training would use at that point of the epoch. The
-trainer halves the automatic batch size for two processes (``auto_batch_size``), so the updates
-in flight at once stay as many as one process has.
+trainer halves the automatic batch-size bounds for two processes (``auto_batch_size``), so the
+updates in flight at once stay within what one process is allowed.
 
 Workers are forked: they inherit the batch maker and the shared matrices, nothing is pickled
 but the units. Where ``fork`` is unavailable (Windows) ``processes > 1`` is refused. Catalogue
