@@ -80,6 +80,8 @@ def load_corpus(name: str, run_dir: str | None = None):
 def fit(trainer: str, train_s, n_items: int, setting: dict, seed: int, extra: dict | None = None):
     """(W, C, seconds): both matrices indexed by our integer item ids; ``extra``: more
     TrainConfig fields for pin2vec only (``--set``)."""
+    if trainer == "gensim":
+        import gensim.models  # noqa: F401  (its ~1.5 s import is not training time)
     t0 = time.perf_counter()
     if trainer == "gensim":
         w, c = gensim_vectors(train_s, n_items, seed=seed, **setting)

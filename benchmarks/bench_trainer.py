@@ -8,6 +8,8 @@ clean, runs alternate between the two trainers, and the table shows medians.
 
 - words/s: raw corpus tokens x epochs / wall seconds of the whole training call, vocabulary scan
   included (``Word2Vec(sentences, ...)`` and ``train(sessions, config)``); same definition for both.
+  Imports are done before the clock starts (until this round gensim's 1.5 s import was timed,
+  which flattered pin2vec on small corpora: on the dense log it was half of gensim's time).
 - peak RSS: ``VmHWM`` of the run's process (corpus in memory as Python lists included); with
   ``--processes N`` the parent's only (the workers are forked and share its pages).
 - purity@10: share of the 10 nearest neighbours (cosine) in the query item's topic, for 2,000
@@ -133,10 +135,14 @@ def run_one(args) -> dict:
         split = int(len(sessions) * 0.9)
         train_sessions, test_sessions = sessions[:split], sessions[split:]
     tokens = sum(map(len, train_sessions))
-    t0 = time.perf_counter()
+    # Imports happen before the clock starts: gensim's takes ~1.5 s, pin2vec's ~0.2 s, which on
+    # a small log (the dense one trains in 1-3 s) would decide the ratio.
     if args.worker == "gensim":
         from gensim.models import Word2Vec
-
+    else:
+        from recommender.train.trainer import TrainConfig, train
+    t0 = time.perf_counter()
+    if args.worker == "gensim":
         model = Word2Vec(train_sessions, vector_size=args.dim, window=args.window, sg=1,
                          negative=args.negative, ns_exponent=args.ns_exponent,
                          sample=args.sample, epochs=args.epochs,
@@ -146,8 +152,6 @@ def run_one(args) -> dict:
         ids, vectors, context = model.wv.index_to_key, model.wv.vectors, model.syn1neg
         counts = [model.wv.get_vecattr(i, "count") for i in ids]
     else:
-        from recommender.train.trainer import TrainConfig, train
-
         config = TrainConfig(dim=args.dim, window=args.window, negative=args.negative,
                              ns_exponent=args.ns_exponent,
                              sample=args.sample, epochs=args.epochs, alpha=args.alpha,

@@ -148,3 +148,27 @@ def test_in_memory_ids_that_are_not_strings_count_as_their_str():
     assert corpus.vocab.item_ids == ["2", "1", "3.5"] and corpus.vocab.counts.tolist() == [3, 2, 1]
     tokens, lengths = next(corpus.chunks())
     assert tokens.tolist() == [1, 0, 0, 0, 1, 2] and lengths.tolist() == [3, 3]
+
+
+def test_vocab_counts_merged_across_chunks_keep_python_order(monkeypatch, tmp_path):
+    # Tiny chunks and merges after a few ids: the Arrow merge/sort must give Counter + sorted's
+    # vocabulary exactly (count descending, then id in code-point order, non-ASCII included).
+    monkeypatch.setattr(corpus_module, "CHUNK_SESSIONS", 2)
+    monkeypatch.setattr(corpus_module._IdCounts, "MERGE_IDS", 3)
+    sessions = [["é", "b", "a"], ["日本", "a"], ["Z", "é", "b"], ["a b", "ß", "é"], ["b", ""],
+                ["ß", "Z"], ["é"]]
+    counts = Counter(i for s in sessions for i in s)
+    for min_count in (1, 2, 3):
+        expected = sorted((-n, i) for i, n in counts.items() if n >= min_count)
+        rows = {i: r for r, (_, i) in enumerate(expected)}
+        for source in (sessions, tmp_path / f"s{min_count}"):
+            if not isinstance(source, list):
+                write_sessions_dir(source, sessions, shards=3)
+            corpus = Corpus(source, min_count=min_count)
+            assert corpus.vocab.item_ids == [i for _, i in expected]
+            assert corpus.vocab.counts.tolist() == [-n for n, _ in expected]
+            tokens = np.concatenate([t for t, _ in corpus.chunks()])
+            lengths = np.concatenate([n for _, n in corpus.chunks()])
+            assert tokens.dtype == np.int32
+            assert tokens.tolist() == [rows[i] for s in sessions for i in s if i in rows]
+            assert lengths.tolist() == [sum(i in rows for i in s) for s in sessions]

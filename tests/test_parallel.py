@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.core.errors import ConfigError, TrainingError
-from recommender.train.parallel import _units
+from recommender.train.parallel import _units, _with_last
 from recommender.train.trainer import TrainConfig, train
 from tests.test_train import QUICK, planted, purity
 
@@ -19,6 +19,17 @@ def test_units_cut_a_chunk_at_session_boundaries_into_two_per_process():
     assert [u[1:3] for u in [(p, s.start, s.stop) for p, s, _ in _units(np.array([5]), 2)]] == [
         (0, 1)]
     assert list(_units(np.array([], dtype=np.int64), 2)) == []
+    # Units of 4 tokens (the epoch's last chunk is cut finer): 8 parts, cuts at >= 3.875, 7.75,
+    # 11.6, 15.5, 19.4, 23.25, 27.1 -> session starts 2, 3, 5, 6, 6, 7, 8
+    fine = [(s.start, s.stop) for _, s, _ in _units(np.array([3, 1, 4, 1, 5, 9, 2, 6]), 2, 4)]
+    assert fine == [(0, 2), (2, 3), (3, 5), (5, 6), (6, 7), (7, 8)]
+
+
+def test_chunks_are_read_one_ahead_to_mark_the_last():
+    assert list(_with_last(iter(["a", "b", "c"]))) == [(0, "a", False), (1, "b", False),
+                                                      (2, "c", True)]
+    assert list(_with_last(iter(["a"]))) == [(0, "a", True)]
+    assert list(_with_last(iter([]))) == []
 
 
 @pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
@@ -84,9 +95,13 @@ def test_processes_share_the_batch_size_bounds():
     # Busiest row 15% of pairs: 160 / 0.15 = 1066 -> 1024 pairs; two processes 533 -> 512 each.
     assert auto_batch_size(2_000_000, 16, 0.15) == 1024
     assert auto_batch_size(2_000_000, 16, 0.15, processes=2) == 512
-    # Small corpus: tokens / 32 = 25,000 -> 8192 at most; with 4 processes 6,250 -> 4096.
+    # 10%: 1600 -> 1024 for one process (a power of two); two: 800 -> 768 each (multiple of 256).
+    assert auto_batch_size(2_000_000, 16, 0.1) == 1024
+    assert auto_batch_size(2_000_000, 16, 0.1, processes=2) == 768
+    # Small corpus: tokens / 32 = 25,000 -> 8192 at most; with 4 processes 6,250 -> 6144.
     assert auto_batch_size(800_000, 16) == 8192
-    assert auto_batch_size(800_000, 16, processes=4) == 4096
+    assert auto_batch_size(800_000, 16, processes=4) == 6144
+    assert auto_batch_size(20_000, 16, processes=4) == 256  # 156 -> the floor of 256
 
 
 def test_run_refuses_processes_with_attributes_before_any_stage(tmp_path, capsys):

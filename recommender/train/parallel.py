@@ -10,7 +10,8 @@ millisecond of work.
 
 So the processes do not synchronise per batch. The input and output matrices live in shared
 memory; the parent reads the corpus and hands out *units* (whole sessions of a chunk, about
-``UNIT_TOKENS`` tokens) through a queue; each worker prepares and applies the batches of its
+``UNIT_TOKENS`` tokens; the epoch's last chunk ``TAIL_SPLIT`` times finer, so the processes
+finish the epoch together) through a queue; each worker prepares and applies the batches of its
 unit and writes straight into the shared weights, as word2vec.c's and gensim's threads do
 ("Hogwild", Recht et al. 2011). Updates of a row from two processes can interleave and one can
 be lost; rows are 64 floats among tens of thousands, so this is rare and, like SGD noise,
@@ -18,8 +19,8 @@ harmless to quality (measured in the benchmark). The price is reproducibility: t
 depends on timing, so the same seed no longer gives bit-identical vectors (``processes = 1``,
 the default, does). Each unit keeps its own random stream, ``(seed, epoch, chunk, part)``, and
 its learning rate is the one sequential training would use at that point of the epoch. The
-trainer halves the automatic batch size for two processes (``auto_batch_size``), so the updates
-in flight at once stay as many as one process has.
+trainer halves the automatic batch-size bounds for two processes (``auto_batch_size``), so the
+updates in flight at once stay within what one process is allowed.
 
 Workers are forked: they inherit the batch maker and the shared matrices, nothing is pickled
 but the units. Where ``fork`` is unavailable (Windows) ``processes > 1`` is refused. Catalogue
@@ -43,6 +44,9 @@ from recommender.core.errors import ConfigError, TrainingError
 # enough that the processes finish an epoch together (a 2M-token corpus is ~30 units; a chunk
 # is cut into at least 2 units per process), large enough that the queue is not the work.
 UNIT_TOKENS = 1 << 16
+# The epoch's last chunk is cut this many times finer: the processes meet at the end of every
+# epoch, and one waits for the other's last unit (half a unit on average; an eighth of it here).
+TAIL_SPLIT = 8
 _POLL = 0.2  # seconds between checks that the workers are alive while waiting on a queue
 
 
@@ -54,16 +58,27 @@ def _shared_like(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _units(lengths: np.ndarray, processes: int):
+def _units(lengths: np.ndarray, processes: int, unit_tokens: int = UNIT_TOKENS):
     """(part number, session slice, token slice) of a chunk cut at session boundaries into parts
-    of about ``UNIT_TOKENS`` tokens, and into at least ``2 * processes`` parts if it has as many
+    of about ``unit_tokens`` tokens, and into at least ``2 * processes`` parts if it has as many
     sessions."""
     ends = np.concatenate([[0], np.cumsum(lengths)])
-    parts = max(-(-int(ends[-1]) // UNIT_TOKENS), 2 * processes)
+    parts = max(-(-int(ends[-1]) // unit_tokens), 2 * processes)
     cuts = np.searchsorted(ends, np.arange(1, parts) * (ends[-1] / parts), "left")
     bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]]))
     for part, (s, e) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
         yield part, slice(s, e), slice(int(ends[s]), int(ends[e]))
+
+
+def _with_last(chunks):
+    """``(number, chunk, is it the last)`` of each chunk, reading one chunk ahead."""
+    it = iter(chunks)
+    current = next(it, None)
+    number = 0
+    while current is not None:
+        ahead = next(it, None)
+        yield number, current, ahead is None
+        current, number = ahead, number + 1
 
 
 def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> None:
@@ -154,8 +169,9 @@ class ProcessTrainer:
             pending -= 1
             on_unit(raw, unit_loss, unit_examples)
 
-        for chunk, (tokens, lengths) in enumerate(chunks):
-            for part, sessions, toks in _units(lengths, self.config.processes):
+        for chunk, (tokens, lengths), last in _with_last(chunks):
+            unit_tokens = max(UNIT_TOKENS // TAIL_SPLIT, 1) if last else UNIT_TOKENS
+            for part, sessions, toks in _units(lengths, self.config.processes, unit_tokens):
                 task = ((chunk, part), epoch, done + toks.start, span, planned, tokens[toks],
                         lengths[sessions])
                 while True:  # block while the queue is full, but notice a dead worker
