@@ -172,3 +172,8 @@ def test_vocab_counts_merged_across_chunks_keep_python_order(monkeypatch, tmp_pa
             assert tokens.dtype == np.int32
             assert tokens.tolist() == [rows[i] for s in sessions for i in s if i in rows]
             assert lengths.tolist() == [sum(i in rows for i in s) for s in sessions]
+
+
+def test_none_item_ids_in_memory_are_refused_with_where():
+    with pytest.raises(TrainingError, match=r"1 item id\(s\) are None in sessions 0\.\.1"):
+        Corpus([["a", "b"], ["a", None]], 1)

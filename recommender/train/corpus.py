@@ -141,6 +141,10 @@ class Corpus:
                 except (pa.ArrowTypeError, pa.ArrowInvalid):  # not all str: ids are str(item)
                     chunk_ids = pa.array([str(item) for item in flat], type=pa.string())
                 del flat
+                if chunk_ids.null_count:
+                    raise TrainingError(
+                        f"{chunk_ids.null_count} item id(s) are None in sessions "
+                        f"{start}..{start + len(part) - 1}: remove them or give every item an id")
                 distinct, n, codes = _distinct(chunk_ids)
                 counted.add(distinct, n)
                 parts.append((codes, distinct,
