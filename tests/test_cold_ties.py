@@ -91,3 +91,12 @@ def test_index_and_lookup_break_equal_popularity_by_row(tmp_path):
     expected = [i for i in model.item_ids if i.startswith("x")][:3]
     assert [i for i, _ in related.related("new", k=3)] == expected
     assert [i for i, _ in related.related_to_attributes({"brand": "b0"}, 3)] == expected
+
+
+def test_warm_evaluation_breaks_ties_to_the_lower_row_too():
+    from recommender.evaluate.cold import _top_k
+
+    items = np.array([[1, 0], [2, 0], [3, 0], [0, 1]], np.float32)  # rows 0-2: cosine 1 to x
+    query = np.array([[1, 0], [1, 0]], np.float32)
+    top = _top_k(query, items, 2, np.array([-1, 0]))
+    assert top.tolist() == [[0, 1], [1, 2]]  # the second query never returns row 0

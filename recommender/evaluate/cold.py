@@ -78,17 +78,16 @@ class ColdResult:
 
 
 def _top_k(queries: np.ndarray, items: np.ndarray, k: int, exclude: np.ndarray) -> np.ndarray:
-    """Rows of the ``k`` best cosine matches of each query, never ``exclude[i]`` (-1: none)."""
-    out = np.empty((len(queries), k), np.int64)
+    """Rows of the ``k`` best cosine matches of each query, never ``exclude[i]`` (-1: none);
+    ties to the lower row, as in the index (:func:`top_k_rows`)."""
+    out = np.empty((len(queries), min(k, len(items))), np.int64)
     q, m = unit_rows(queries.astype(np.float32)), unit_rows(items.astype(np.float32))
     for s in range(0, len(q), 2048):
         scores = q[s:s + 2048] @ m.T
         ex = exclude[s:s + 2048]
         rows = np.flatnonzero(ex >= 0)
         scores[rows, ex[rows]] = -np.inf
-        top = np.argpartition(-scores, k, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable")
-        out[s:s + 2048] = np.take_along_axis(top, order, 1)
+        out[s:s + 2048] = top_k_rows(scores, k)
     return out
 
 
