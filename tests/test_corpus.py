@@ -3,6 +3,7 @@
 from collections import Counter
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from recommender.core.errors import TrainingError
@@ -177,3 +178,11 @@ def test_vocab_counts_merged_across_chunks_keep_python_order(monkeypatch, tmp_pa
 def test_none_item_ids_in_memory_are_refused_with_where():
     with pytest.raises(TrainingError, match=r"1 item id\(s\) are None in sessions 0\.\.1"):
         Corpus([["a", "b"], ["a", None]], 1)
+
+
+def test_vocab_counts_accept_large_string_chunks():
+    counted = corpus_module._IdCounts()
+    counted.add(pa.array(["b", "a"], pa.large_string()), np.array([1, 2]))
+    counted.add(pa.array(["a", "c"], pa.string()), np.array([1, 1]))
+    vocab = counted.vocab(1)
+    assert vocab.item_ids == ["a", "b", "c"] and vocab.counts.tolist() == [3, 1, 1]

@@ -69,6 +69,8 @@ class _IdCounts:
         self.pending = 0
 
     def add(self, ids: pa.Array, counts: np.ndarray) -> None:
+        if ids.type != pa.string():  # e.g. large_string from another writer: one type to concat
+            ids = ids.cast(pa.string())
         self.ids.append(ids)
         self.counts.append(counts)
         self.pending += len(ids)
