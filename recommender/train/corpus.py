@@ -158,7 +158,7 @@ class Corpus:
             # Distinct ids to vocabulary rows in C++, once per chunk (no dict of the vocabulary).
             self._chunks = [
                 self._tokens(codes, pc.index_in(distinct, value_set=ids).fill_null(-1)
-                             .to_numpy(zero_copy_only=False).astype(np.int32), lengths)
+                             .to_numpy(zero_copy_only=False), lengths)
                 for codes, distinct, lengths in parts]
             self.sessions = len(seqs)
         self.raw_tokens = int(self.vocab.counts.sum())

@@ -331,7 +331,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
 
 def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0,
                     processes: int = 1) -> int:
-    """Pairs per batch when not given, a power of two within 256..8192.
+    """Pairs per batch when not given, within 256..8192: a power of two for one process, a
+    multiple of 256 per process for several.
 
     Large batches are fast, but a small corpus needs enough SGD steps per epoch (at most
     tokens / 32), and a batch must not hold too many updates of one row: they are all computed
