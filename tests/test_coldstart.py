@@ -132,8 +132,11 @@ def _train_planted(tmp, **attribute_options):
     sessions, attrs, path = _planted(tmp)
     config = TrainConfig(dim=16, window=3, epochs=10, ns_exponent=-0.5, alpha=0.05, seed=3,
                          progress=False, workers=1)
+    # 40 items and 600 sessions give few batches: the replay runs on half of them, at the rate
+    # this corpus was calibrated with (share x lr_scale = 2; 2.5 overshoots here).
     model = train(sessions, config, output_dir=tmp / "model",
-                  attributes=(attrs, AttributeConfig(share=0.5, **attribute_options)))
+                  attributes=(attrs, AttributeConfig(share=0.5, lr_scale=4.0,
+                                                     **attribute_options)))
     return sessions, attrs, path, model
 
 
@@ -349,3 +352,30 @@ def test_cold_rows_with_complementary_scoring(planted, tmp_path):
     assert [_cluster(i) for i, _ in related.related("c2x9", k=5)] == ["c2"] * 5
     found = related.related_to_session(["c3x0", "c3x9"], k=3)
     assert len(found) == 3 and not any(i.endswith("x9") for i, _ in found)
+
+
+def test_attribute_training_restores_blas_threads_even_on_error(tmp_path):
+    """The trainer holds BLAS to one thread while attributes train (one_blas_thread) and gives
+    the caller's setting back afterwards, also when training stops with an error."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not threadpoolctl.threadpool_info():
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    sessions, attrs, _ = _planted(tmp_path)
+    config = TrainConfig(dim=8, window=2, epochs=2, progress=False, workers=1)
+    seen = []
+
+    def threads():
+        return sorted(i["num_threads"] for i in threadpoolctl.threadpool_info()
+                      if i["user_api"] == "blas")
+
+    def spy(epoch, loss, model):
+        seen.append(threads())
+        if epoch == 2:
+            raise RuntimeError("stop here")
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = threads()
+        with pytest.raises(RuntimeError, match="stop here"):
+            train(sessions, config, callbacks=[spy], attributes=(attrs, AttributeConfig()))
+        assert threads() == before
+    assert seen and all(t == [1] * len(before) for t in seen)
