@@ -174,10 +174,14 @@ def input_gradient(v, u_pos, u_neg, pos_weight, neg_weight, lr, max_exp=None):
     float work) are skipped."""
     s_pos = np.einsum("gbd,gbd->gb", v, u_pos)
     s_neg = np.matmul(v, u_neg.transpose(0, 2, 1))
-    d_pos = np.exp(np.maximum(s_pos, -_CLIP))  # lr * sigmoid(-s) = lr / (1 + exp(s))
+    # Scores are clipped to +-_CLIP on both sides: exp of either sign feeds a denominator, and
+    # an overflow to inf (which gives the right 0) would warn.
+    d_pos = np.exp(np.clip(s_pos, -_CLIP, _CLIP))  # lr * sigmoid(-s) = lr / (1 + exp(s))
     d_pos += 1
     np.divide(lr * pos_weight, d_pos, out=d_pos)
-    d_neg = np.exp(-np.minimum(s_neg, _CLIP))  # -lr * sigmoid(s) = -lr / (1 + exp(-s))
+    d_neg = np.clip(s_neg, -_CLIP, _CLIP)
+    np.negative(d_neg, out=d_neg)
+    np.exp(d_neg, out=d_neg)  # -lr * sigmoid(s) = -lr / (1 + exp(-s))
     d_neg += 1
     np.divide(neg_weight, d_neg, out=d_neg)
     d_neg *= -lr
