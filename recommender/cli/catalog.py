@@ -28,7 +28,8 @@ def add_catalog_arguments(p: argparse.ArgumentParser, attributes: bool = True) -
         return
     g.add_argument("--catalog-attributes",
                    help="attribute columns to learn vectors for, e.g. "
-                   "'brand,genres:multi,price:numeric' (kinds: categorical, multi, numeric)")
+                   "'brand,genres:multi,price:numeric' (kinds: categorical, multi, numeric, "
+                   "flag = a yes/no column such as one genre of u.item: 1 is a value, 0 none)")
     g.add_argument("--catalog-separator", default=d.separator,
                    help="separator of multi-valued fields (default |)")
     g.add_argument("--catalog-buckets", type=int, default=d.buckets,
