@@ -1,14 +1,15 @@
 """Cold start side by side: held-out items served from their attributes vs popularity baselines.
 
 ``python benchmarks/bench_coldstart.py [--logs samples,dense,sparse] [--repeats 3] [--mode mean]
-[--share X] [--lr-scale X] [--validation X] [--priors 0,1:2,3]``
+[--share X] [--lr-scale X] [--validation X] [--priors 0,1:2,3] [--speed-runs 5]``
 
 For each log (``data_samples/``, and the dense and sparse real-shaped logs of
 ``benchmarks/reallike.py`` with their catalogues) it holds out 20% of the trained items entirely,
 trains without and with attributes and prints :func:`recommender.evaluate.cold.evaluate_cold`'s
 table: HR@10 on cold, warm and tail queries, pin2vec vs most-popular and most-popular-within-the-
-same-attribute-value, and the training speed with attributes as a ratio (median of ``--repeats``
-runs, seeds 0..repeats-1 for the held-out draw, so the HR figures are medians over draws too).
+same-attribute-value (medians of ``--repeats`` held-out draws, seeds 0..repeats-1), and the
+training speed with attributes as a ratio: the median of ``--speed-runs`` alternating pairs of
+trainings without and with attributes, on the log's whole training sessions.
 Cold rows: the model's validated default (the cold scoring it chose on pseudo-cold items of the
 kept sessions, printed per draw with its ratio to the baseline) beside fixed alternatives and
 ``same:<the baseline's column>`` at weight 1 (the baseline itself, scored by
@@ -74,7 +75,30 @@ def reallike_log(name: str):
     return train, test, folder / "catalog.csv", config
 
 
-def run(name: str, repeats: int, attribute_config: AttributeConfig, priors) -> dict:
+def speed(train_sessions, attrs, train_config, attribute_config, runs: int) -> dict:
+    """Words/s without and with attributes, ``runs`` trainings each, alternating in one process
+    after a warm-up training (a single pair of 1-6 s trainings moved by +-0.1 on this shared
+    machine). The ratio is the median of the per-pair ratios."""
+    from dataclasses import replace
+
+    from recommender.train import train
+
+    config = replace(train_config, progress=False)
+    train(train_sessions, config)  # warm-up: first-use costs land in no timed run
+    plain, with_attrs = [], []
+    for _ in range(runs):
+        plain.append(train(train_sessions, config).manifest["words_per_second"])
+        with_attrs.append(train(train_sessions, config, attributes=(attrs, attribute_config))
+                          .manifest["words_per_second"])
+    ratios = [a / p for p, a in zip(plain, with_attrs)]
+    return {"runs": runs, "words_per_second": round(float(np.median(plain))),
+            "with_attributes": round(float(np.median(with_attrs))),
+            "ratio": round(float(np.median(ratios)), 3),
+            "per_run": [round(r, 2) for r in ratios]}
+
+
+def run(name: str, repeats: int, attribute_config: AttributeConfig, priors,
+        speed_runs: int = 0) -> dict:
     train, test, catalog_path, train_config = (samples_log() if name == "samples"
                                                else reallike_log(name))
     specs = parse_attribute_specs(ATTRIBUTES[name])
@@ -94,6 +118,8 @@ def run(name: str, repeats: int, attribute_config: AttributeConfig, priors) -> d
     merged["cold_choices"] = [
         f"{(rep['cold_choice'] or {}).get('scoring')} "
         f"{(rep['cold_choice'] or {}).get('popularity', 0):g}" for rep in reports]
+    if speed_runs:  # the speed of the table's row, measured alternately (see speed)
+        merged["speed"] = speed(train, attrs, train_config, attribute_config, speed_runs)
     return merged
 
 
@@ -107,6 +133,10 @@ def main(argv=None) -> int:
     p.add_argument("--validation", type=float, default=AttributeConfig().validation,
                    help="share of items kept out of the replay to choose the cold scoring")
     p.add_argument("--update-context", action="store_true")
+    p.add_argument("--speed-runs", type=int, default=5,
+                   help="training speed with attributes: this many alternating trainings without "
+                        "and with them on all trained sessions, median ratio (5; 0 = the "
+                        "evaluation's single pair per draw)")
     p.add_argument("--priors", default="0,1:2,3",
                    help="tail blending compared: prior[:max engagements blended] (0,1:2,3)")
     args = p.parse_args(argv)
@@ -119,9 +149,14 @@ def main(argv=None) -> int:
                    for x in args.priors.split(","))
     print(f"attributes: {attribute_config}, blending priors {priors}, medians of {args.repeats}")
     for name in args.logs.split(","):
-        report = run(name, args.repeats, attribute_config, priors)
+        report = run(name, args.repeats, attribute_config, priors, args.speed_runs)
         print(f"\n== {name}: {report['counts']}")
         print(format_table(report))
+        if args.speed_runs:
+            s = report["speed"]
+            print(f"training speed: {s['words_per_second']:,} words/s without attributes, "
+                  f"{s['with_attributes']:,} with; ratio {s['ratio']}x, median of {s['runs']} "
+                  f"alternating pairs {s['per_run']}")
         print(f"cold scoring chosen by validation on pseudo-cold items, per draw: "
               f"{report['cold_choices']}; default / best popular-same, per draw: "
               f"{report['cold_ratio_draws']}")

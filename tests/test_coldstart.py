@@ -79,6 +79,30 @@ def test_latin1_tsv_without_header_and_jsonl_and_parquet(tmp_path):
     assert cat.values["tags"] == [["u", "v"]]
 
 
+def test_flag_columns_of_a_movielens_style_item_file(tmp_path):
+    """u.item's shape: '|'-separated latin-1 without a header, one 0/1 column per genre. A set
+    flag is a token, an unset one none (items are not alike by genres they both lack)."""
+    path = tmp_path / "u.item"
+    path.write_bytes("1|Toy Story (1995)|01-Jan-1995||0|1|1|0\n"
+                     "2|GoldenEye (1995)|01-Jan-1995||0|1|0|0\n"
+                     "3|Caf\xe9 (1996)|01-Jan-1996||0|0|0|2\n"  # 2: not a flag, dropped
+                     "4|Blank (1997)|||0|||yes\n".encode("latin-1"))
+    specs = parse_attribute_specs("unknown:flag,Action:flag,Comedy:flag,Drama:flag")
+    opts = CatalogOptions(attributes=specs, format="csv", delimiter="|", encoding="latin-1",
+                          header=False, columns=("item_id", "title", "release", "url",
+                                                 "unknown", "Action", "Comedy", "Drama"))
+    cat = read_catalog(path, opts)
+    assert cat.item_ids == ["1", "2", "3", "4"] and cat.titles[2] == "Café (1996)"
+    assert dict(cat.dropped) == {"Drama: not a flag (1/0, true/false, yes/no)": 1}
+    schema = AttributeSchema.fit(cat, specs)
+    assert schema.item_tokens(cat) == [["Action=1", "Comedy=1"], ["Action=1"], [], ["Drama=1"]]
+    assert AttributeSchema.from_dict(schema.to_dict()) == schema
+    tokens, unknown = schema.encode({"Action": 1, "Comedy": "no", "Drama": True, "Horror": 1,
+                                     "unknown": "maybe"})
+    assert tokens == ["Action=1", "Drama=1"]
+    assert unknown == ["Horror", "unknown=maybe (not a flag (1/0, true/false, yes/no))"]
+
+
 def test_missing_columns_and_bad_options_are_one_line_errors(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("item_id,title\na,A\n")
@@ -100,6 +124,8 @@ def test_numeric_buckets_and_encoding():
     tokens, unknown = schema.encode({"brand": "acme", "tags": "a|b", "price": "15",
                                      "colour": "red"})
     assert tokens == ["brand=acme", "tags=a", "tags=b", "price=q1"] and unknown == ["colour"]
+    assert schema.encode({"brand": "acme", "price": "n/a"}) == (
+        ["brand=acme"], ["price=n/a (not a number)"])
     assert AttributeSchema.from_dict(schema.to_dict()) == schema
 
 
@@ -132,8 +158,11 @@ def _train_planted(tmp, **attribute_options):
     sessions, attrs, path = _planted(tmp)
     config = TrainConfig(dim=16, window=3, epochs=10, ns_exponent=-0.5, alpha=0.05, seed=3,
                          progress=False, workers=1)
+    # 40 items and 600 sessions give few batches: the replay runs on half of them, at the rate
+    # this corpus was calibrated with (share x lr_scale = 2; 2.5 overshoots here).
     model = train(sessions, config, output_dir=tmp / "model",
-                  attributes=(attrs, AttributeConfig(share=0.5, **attribute_options)))
+                  attributes=(attrs, AttributeConfig(share=0.5, lr_scale=4.0,
+                                                     **attribute_options)))
     return sessions, attrs, path, model
 
 
@@ -349,3 +378,30 @@ def test_cold_rows_with_complementary_scoring(planted, tmp_path):
     assert [_cluster(i) for i, _ in related.related("c2x9", k=5)] == ["c2"] * 5
     found = related.related_to_session(["c3x0", "c3x9"], k=3)
     assert len(found) == 3 and not any(i.endswith("x9") for i, _ in found)
+
+
+def test_attribute_training_restores_blas_threads_even_on_error(tmp_path):
+    """The trainer holds BLAS to one thread while attributes train (one_blas_thread) and gives
+    the caller's setting back afterwards, also when training stops with an error."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not threadpoolctl.threadpool_info():
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    sessions, attrs, _ = _planted(tmp_path)
+    config = TrainConfig(dim=8, window=2, epochs=2, progress=False, workers=1)
+    seen = []
+
+    def threads():
+        return sorted(i["num_threads"] for i in threadpoolctl.threadpool_info()
+                      if i["user_api"] == "blas")
+
+    def spy(epoch, loss, model):
+        seen.append(threads())
+        if epoch == 2:
+            raise RuntimeError("stop here")
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = threads()
+        with pytest.raises(RuntimeError, match="stop here"):
+            train(sessions, config, callbacks=[spy], attributes=(attrs, AttributeConfig()))
+        assert threads() == before
+    assert seen and all(t == [1] * len(before) for t in seen)

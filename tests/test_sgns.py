@@ -56,6 +56,23 @@ def test_extreme_scores_stay_finite():
     np.testing.assert_allclose(d_pos, [[-1, 0]], atol=1e-6)
 
 
+@pytest.mark.parametrize("size", [1.0, 60.0])  # 60: scores in the thousands, both signs
+@pytest.mark.parametrize("max_exp", [None, 6.0])
+def test_attribute_input_gradient_is_the_kernels_input_gradient(size, max_exp):
+    """The attribute replay's input-side-only gradient equals sgns_loss_grad's, and extreme
+    scores of either sign neither overflow nor warn."""
+    from recommender.train.attributes import input_gradient
+
+    v, u_pos, u_neg, pos_w, neg_w = _problem(3)
+    v, u_pos, u_neg, pos_w, neg_w = (x.astype(np.float32) for x in (v * size, u_pos * size,
+                                                                    u_neg * size, pos_w, neg_w))
+    with np.errstate(all="raise"):
+        got = input_gradient(v, u_pos, u_neg, pos_w, neg_w, 0.025, max_exp)
+    _, want, _, _ = sgns_loss_grad(v, u_pos, u_neg, pos_w, neg_w, -0.025, max_exp=max_exp)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * size)
+
+
 def test_max_exp_skips_saturated_wrong_side_terms_like_gensim():
     s_pos = np.array([[-7.0, -5.0, 7.0]])
     s_neg = np.array([[[7.0], [5.0], [-7.0]]])

@@ -28,7 +28,8 @@ def add_catalog_arguments(p: argparse.ArgumentParser, attributes: bool = True) -
         return
     g.add_argument("--catalog-attributes",
                    help="attribute columns to learn vectors for, e.g. "
-                   "'brand,genres:multi,price:numeric' (kinds: categorical, multi, numeric)")
+                   "'brand,genres:multi,price:numeric' (kinds: categorical, multi, numeric, "
+                   "flag = a yes/no column such as one genre of u.item: 1 is a value, 0 none)")
     g.add_argument("--catalog-separator", default=d.separator,
                    help="separator of multi-valued fields (default |)")
     g.add_argument("--catalog-buckets", type=int, default=d.buckets,
@@ -37,7 +38,8 @@ def add_catalog_arguments(p: argparse.ArgumentParser, attributes: bool = True) -
                    help="mean: the mean of an item's attribute vectors predicts its context "
                    "(EGES-style, default); each: every value alone (Meta-Prod2Vec-style)")
     g.add_argument("--attribute-share", type=float, default=None,
-                   help="share of each batch also trained through the attributes")
+                   help="share of the batches replayed through the attributes (default 0.2; "
+                   "their learning rate is 5x the items', so more costs time for little)")
     g.add_argument("--attribute-validation", type=float, default=None,
                    help="share of items kept out of the attribute training to choose how cold "
                    "items are scored (default 0.1; 0 = no choice: cosine, no popularity)")

@@ -7,12 +7,16 @@ of three kinds (:class:`AttributeSpec`):
 * ``multi`` -- several values in one field, ``Action|Comedy`` (``separator``) or a JSON or
   Parquet list;
 * ``numeric`` -- a number, bucketed into quantiles of the catalogue (``buckets``), so ``price``
-  12.99 and 13.49 share a value.
+  12.99 and 13.49 share a value;
+* ``flag`` -- a yes/no indicator column (``1``/``0``, ``true``/``false``, ``yes``/``no``), as
+  catalogues that spell genres one column each do (MovieLens' ``u.item``): a set flag is the token
+  ``"Action=1"``, an unset one no token at all, so items do not resemble each other by the genres
+  they both lack.
 
-Each value becomes a *token* ``"column=value"`` (numeric: ``"price=q2"``); the trainer learns one
-vector per token (:mod:`recommender.train.attributes`). The bucket edges are part of the
-:class:`AttributeSchema`, saved with the model, so an item described later (a cold query) is
-bucketed the same way.
+Each value becomes a *token* ``"column=value"`` (numeric: ``"price=q2"``; flag: ``"Action=1"``);
+the trainer learns one vector per token (:mod:`recommender.train.attributes`). The bucket edges
+are part of the :class:`AttributeSchema`, saved with the model, so an item described later (a
+cold query) is bucketed the same way.
 
 Bad rows never stop a read: a row without an id, a repeated id, a row with the wrong number of
 fields, undecodable bytes or a JSON line that is not an object is skipped and counted by reason in
@@ -42,14 +46,16 @@ from recommender.core.errors import ArtifactError, ConfigError
 
 log = logging.getLogger(__name__)
 
-KINDS = ("categorical", "multi", "numeric")
+KINDS = ("categorical", "multi", "numeric", "flag")
+FLAG_SET = {"1", "true", "yes", "y", "t"}
+FLAG_UNSET = {"0", "false", "no", "n", "f"}
 FORMATS = ("auto", "parquet", "csv", "jsonl")
 MAX_EXAMPLES = 20  # rejected rows kept verbatim in Catalog.examples
 
 
 @dataclass(frozen=True)
 class AttributeSpec:
-    """One attribute column and how to read it (``kind``: categorical, multi or numeric)."""
+    """One attribute column and how to read it (``kind``: categorical, multi, numeric or flag)."""
 
     name: str
     kind: str = "categorical"
@@ -327,6 +333,14 @@ def _value(spec: AttributeSpec, raw, separator: str, dropped: Counter):
             dropped[f"{spec.name}: not a number"] += 1
             return None
         return number
+    if spec.kind == "flag":
+        text = str(int(raw)) if isinstance(raw, (bool, int, float)) and raw in (0, 1) else \
+            str(raw).strip().lower()
+        if text in FLAG_SET:
+            return "1"
+        if text not in FLAG_UNSET:
+            dropped[f"{spec.name}: not a flag (1/0, true/false, yes/no)"] += 1
+        return None
     if spec.kind == "multi":
         parts = raw if isinstance(raw, (list, tuple)) else str(raw).split(separator)
         values = list(dict.fromkeys(t for t in (_text(p) for p in parts) if t))
@@ -395,10 +409,12 @@ class AttributeSchema:
                 for i in range(len(catalog))]
 
     def encode(self, attributes: dict) -> tuple[list[str], list[str]]:
-        """Tokens of an item described as ``{column: value}``, and the columns not in the schema.
+        """Tokens of an item described as ``{column: value}``, and what was left out: columns
+        not in the schema (``"colour"``) and unreadable values (``"price=n/a (not a number)"``).
 
         Values are parsed like catalogue fields: a numeric column takes a number (or its text), a
-        multi-valued one a list or ``"a|b"``. Unreadable values are left out.
+        multi-valued one a list or ``"a|b"``, a flag one ``1``/``0``, ``true``/``false`` or
+        ``yes``/``no`` (unset: no token, and nothing left out).
         """
         known = {s.name: s for s in self.specs}
         tokens, unknown = [], []
@@ -407,7 +423,9 @@ class AttributeSchema:
             if spec is None:
                 unknown.append(name)
                 continue
-            tokens += self.tokens(name, _value(spec, raw, self.separator, Counter()))
+            dropped: Counter = Counter()
+            tokens += self.tokens(name, _value(spec, raw, self.separator, dropped))
+            unknown += [f"{name}={raw} ({reason.split(': ', 1)[1]})" for reason in dropped]
         return tokens, unknown
 
 

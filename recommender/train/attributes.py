@@ -26,8 +26,13 @@ item vectors come out bit-identical to a run without attributes, so warm-item qu
 regress, and the attribute vectors are fitted into the space the items define. ``True`` lets the
 attributes shape that space too (full joint training): on data_samples it raised cold HR@10
 (0.18 -> 0.23 with cosine to learned vectors) but cost warm HR@10 0.05, so it is an option.
-Attribute vectors learn at ``lr_scale`` (4) times the items' rate: they see only ``share`` of the
-examples, and 4x at share 0.25 matched share 1.0 at a third of the cost.
+Attribute vectors learn at ``lr_scale`` (5) times the items' rate: they see only ``share`` (0.2)
+of the examples. 4x at share 0.25 matched share 1.0 at a third of the cost; 5x at 0.2 keeps the
+product at 1 and matched 0.25 on cold items (HR@10 against popular-within-the-same-value, medians
+of 3 draws: 1.54x / 1.59x / 1.14x on data_samples / dense / sparse, against 1.54x / 1.59x / 1.12x),
+while training with attributes ran at 0.83x / 0.91x / 0.87x the words/s without them, against
+0.79x / 0.89x / 0.85x (medians of 7 alternating runs, ``benchmarks/bench_coldstart.py``). At 0.15
+cold items lost (1.35x on data_samples, 1.00x on sparse).
 
 Hot tokens (a category carried by a tenth of the catalogue) collect hundreds of gradient
 contributions per batch, all computed from the same stale vector; their summed update is capped
@@ -88,10 +93,10 @@ class AttributeConfig:
     """How attribute vectors are trained alongside the items."""
 
     mode: str = "mean"  # "mean" (EGES-style aggregate) | "each" (Meta-Prod2Vec-style)
-    share: float = 0.25  # share of the batches replayed with attributes
+    share: float = 0.2  # share of the batches replayed with attributes
     update_context: bool = False  # attribute examples also move the output (context) vectors
     row_cap: float = 16.0  # max contributions' worth of update per token and batch; 0 = off
-    lr_scale: float = 4.0  # learning rate of the attribute vectors relative to the items'
+    lr_scale: float = 5.0  # learning rate of the attribute vectors relative to the items'
     validation: float = 0.1  # share of items kept out of the replay to choose cold scoring; 0 off
 
     def __post_init__(self):
@@ -151,7 +156,13 @@ def _blas_controller():
     return ThreadpoolController()
 
 
-def _one_blas_thread():
+def one_blas_thread():
+    """A context in which BLAS runs on one thread: the replay's token update is a small GEMM
+    (:data:`DENSE_TOKENS`), and a threaded GEMM that size waits on its threads. Setting the
+    limit costs about 80 us (threadpoolctl), as much as the product itself, so the trainer holds
+    it for a whole run with attributes rather than per product. The item trainer's own products
+    are unaffected (words/s without attributes with it held: 1.03x on the dense log, 0.99x on the
+    sparse one, medians of 5)."""
     controller = _blas_controller()
     return (contextlib.nullcontext() if controller is None
             else controller.limit(limits=1, user_api="blas"))
@@ -163,10 +174,14 @@ def input_gradient(v, u_pos, u_neg, pos_weight, neg_weight, lr, max_exp=None):
     float work) are skipped."""
     s_pos = np.einsum("gbd,gbd->gb", v, u_pos)
     s_neg = np.matmul(v, u_neg.transpose(0, 2, 1))
-    d_pos = np.exp(np.maximum(s_pos, -_CLIP))  # lr * sigmoid(-s) = lr / (1 + exp(s))
+    # Scores are clipped to +-_CLIP on both sides: exp of either sign feeds a denominator, and
+    # an overflow to inf (which gives the right 0) would warn.
+    d_pos = np.exp(np.clip(s_pos, -_CLIP, _CLIP))  # lr * sigmoid(-s) = lr / (1 + exp(s))
     d_pos += 1
     np.divide(lr * pos_weight, d_pos, out=d_pos)
-    d_neg = np.exp(-np.minimum(s_neg, _CLIP))  # -lr * sigmoid(s) = -lr / (1 + exp(-s))
+    d_neg = np.clip(s_neg, -_CLIP, _CLIP)
+    np.negative(d_neg, out=d_neg)
+    np.exp(d_neg, out=d_neg)  # -lr * sigmoid(s) = -lr / (1 + exp(-s))
     d_neg += 1
     np.divide(neg_weight, d_neg, out=d_neg)
     d_neg *= -lr
@@ -382,9 +397,8 @@ class AttributeTrainer:
             scatter_add(w_out, p.context, grad_pos.base)
         per_item = np.zeros((len(p.rows), d), np.float32)
         scatter_add(per_item, p.inv_flat, grad_h)
-        if p.spread is not None:
-            with _one_blas_thread():  # a threaded GEMM this small waits on its threads
-                self.vectors[:-1] += p.spread @ per_item
+        if p.spread is not None:  # the trainer holds one_blas_thread
+            self.vectors[:-1] += p.spread @ per_item
         else:
             per_use = per_item[p.use_item]
             per_use *= p.use_grad[:, None]

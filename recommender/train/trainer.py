@@ -29,6 +29,7 @@ run reproduce an uninterrupted one exactly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import sys
@@ -47,7 +48,7 @@ from recommender.core.artifacts import (
 )
 from recommender.core.errors import ConfigError, TrainingError
 from recommender.core.progress import bars_enabled, plain_lines, progress_bar, say
-from recommender.train.attributes import attribute_trainer
+from recommender.train.attributes import attribute_trainer, one_blas_thread
 from recommender.train.checkpoint import (
     CHECKPOINT_DIR,
     finished_model,
@@ -254,6 +255,9 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                             words_s=f"{rate:,.0f}")
 
     switch = sys.getswitchinterval()
+    held = contextlib.ExitStack()
+    if side is not None:  # the attribute replay's small products (see one_blas_thread)
+        held.enter_context(one_blas_thread())
     if config.workers > 1:
         # Both threads run many short numpy calls; with the default 5 ms GIL switch interval a
         # thread coming back from a GIL-free numpy call waits for the other one's turn to end.
@@ -303,6 +307,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                 cb(epoch + 1, float(mean), model)
     finally:
         sys.setswitchinterval(switch)
+        held.close()
         if bar is not None:
             bar.close()
         if pool is not None:
