@@ -103,6 +103,36 @@ def test_flag_columns_of_a_movielens_style_item_file(tmp_path):
     assert unknown == ["Horror", "unknown=maybe (not a flag (1/0, true/false, yes/no))"]
 
 
+def test_a_header_that_repeats_a_name_is_one_clear_error(tmp_path):
+    """A header-less file read with its first line as the header (u.item: 0|1|0|...) names the
+    same column many times; that is a one-line error naming the fix, not a KeyError."""
+    path = tmp_path / "u.item"
+    path.write_text("1|Toy Story|0|1|1\n2|GoldenEye|0|1|0\n")
+    with pytest.raises(ArtifactError, match=r"names column\(s\) \['1'\] more than once.*"
+                                            r"--catalog-no-header --catalog-columns"):
+        read_catalog(path, CatalogOptions(format="csv"))
+    with pytest.raises(ArtifactError, match=r"--catalog-columns names column\(s\) \['g'\]"):
+        read_catalog(path, CatalogOptions(format="csv", header=False,
+                                          columns=("item_id", "title", "g", "g", "h")))
+
+
+def test_catalogue_options_round_trip_and_reading_flags():
+    from recommender.cli.catalog import reading_flags
+    from recommender.cli.run import build_parser
+
+    opts = CatalogOptions(attributes=parse_attribute_specs("Action:flag,year:numeric"),
+                          format="csv", delimiter="|", encoding="latin-1", header=False,
+                          columns=("item_id", "title", "Action", "year"))
+    assert CatalogOptions.from_dict(json.loads(json.dumps(opts.to_dict()))) == opts
+    args, _ = build_parser(sessionize_flags=False).parse_known_args(
+        ["--catalog", "u.item", "--catalog-delimiter", "|", "--catalog-encoding", "latin-1",
+         "--catalog-no-header", "--catalog-columns", "item_id,title"])
+    assert reading_flags(args) == ["--catalog-delimiter", "|", "--catalog-encoding", "latin-1",
+                                   "--catalog-columns", "item_id,title", "--catalog-no-header"]
+    args, _ = build_parser(sessionize_flags=False).parse_known_args(["--catalog", "c.csv"])
+    assert reading_flags(args) == []
+
+
 def test_missing_columns_and_bad_options_are_one_line_errors(tmp_path):
     path = tmp_path / "c.csv"
     path.write_text("item_id,title\na,A\n")

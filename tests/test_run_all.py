@@ -15,11 +15,24 @@ from recommender.lookup import RelatedItems
 SAMPLES = Path(__file__).resolve().parents[1] / "data_samples"
 
 
+CATALOG_COLUMNS = "item_id,title,category,brand,tags,price"
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "out"
+    # The catalogue as many real exports come: ';'-separated, latin-1, no header line. Every
+    # stage that reads it (titles in the summary, the report) must use the run's options.
+    tmp = tmp_path_factory.mktemp("run")
+    lines = (SAMPLES / "catalog.csv").read_text("utf-8").splitlines()[1:]
+    assert not any(";" in line for line in lines)
+    catalog = tmp / "items.txt"
+    catalog.write_bytes("".join(f"{line.replace(',', ';')}\n" for line in lines)
+                        .encode("latin-1"))
+    out = tmp / "out"
     code = cli(["run", "--input", str(SAMPLES / "events" / "*"),
-                "--catalog", str(SAMPLES / "catalog.csv"),
+                "--catalog", str(catalog), "--catalog-delimiter", ";",
+                "--catalog-encoding", "latin-1", "--catalog-no-header",
+                "--catalog-columns", CATALOG_COLUMNS,
                 "--train-config", str(SAMPLES / "train_config.json"),
                 "--output", str(out), "--quiet"])
     assert code == 0
@@ -37,6 +50,8 @@ def test_run_writes_every_stage(run_dir):
     assert len(related) > 2000
     page = (run_dir / "report.html").read_text()  # the run's report, titles from the catalogue
     assert '<section id="explorer">' in page and "Drought-tolerant tomato garden" in page
+    assert run["catalog_options"]["columns"] == CATALOG_COLUMNS.split(",")
+    assert run["catalog_options"]["delimiter"] == ";" and not run["catalog_options"]["header"]
 
 
 def test_run_on_samples_ships_a_scorer_that_beats_the_baselines(run_dir):

@@ -61,6 +61,25 @@ def catalog_options(args: argparse.Namespace, with_attributes: bool = True) -> C
         buckets=getattr(args, "catalog_buckets", 5))
 
 
+def reading_flags(args: argparse.Namespace) -> list[str]:
+    """The ``--catalog-*`` flags of ``args`` that change how the file is read (not the
+    attributes), for a command line printed to the user; [] when all are defaults."""
+    d = CatalogOptions()
+    flags = []
+    for flag, value, default in (("--catalog-format", args.catalog_format, d.format),
+                                 ("--catalog-delimiter", args.catalog_delimiter, d.delimiter),
+                                 ("--catalog-encoding", args.catalog_encoding, d.encoding),
+                                 ("--catalog-columns", args.catalog_columns, None),
+                                 ("--catalog-id-column", args.catalog_id_column, d.id_column),
+                                 ("--catalog-title-column", args.catalog_title_column,
+                                  d.title_column)):
+        if value is not None and value != default:
+            flags += [flag, value]
+    if args.catalog_no_header:
+        flags.append("--catalog-no-header")
+    return flags
+
+
 def training_attributes(args: argparse.Namespace):
     """``(CatalogAttributes, AttributeConfig)`` for ``train(attributes=...)``, or None."""
     if not getattr(args, "catalog_attributes", None):

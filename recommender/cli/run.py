@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import glob
 import logging
+import shlex
 import time
 from pathlib import Path
 
@@ -142,9 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     if config.processes > 1 and args.catalog_attributes:
         raise ConfigError("--catalog-attributes trains with --processes 1 only (attribute vectors "
                           "follow every batch); drop --processes or the attributes")
-    from recommender.cli.catalog import training_attributes
+    from recommender.cli.catalog import (
+        catalog_labels,
+        catalog_options,
+        reading_flags,
+        training_attributes,
+    )
 
     attributes = training_attributes(args)  # the catalogue is read before any stage runs
+    titles = catalog_labels(args)  # ... with the same options, for the examples at the end
     out = Path(args.output)
     _check_output(out, args.overwrite, args.input)
     out.mkdir(parents=True, exist_ok=True)
@@ -184,12 +191,13 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     scores, evaluation = _test_table(out, selection, model, args, window)
     write_json(out / "evaluation.json", evaluation)
-    _summary(out, sessions, split, model, index, scores, evaluation, selection, args)
+    _summary(out, sessions, split, model, index, scores, evaluation, selection, args, titles)
     if attributes is not None:
         _cold_start(out, config, attributes)
     write_json(out / RUN_MARKER, {
         "format_version": 1, "kind": "run", "inputs": args.input,
         "catalog": str(Path(args.catalog).resolve()) if args.catalog else None,
+        "catalog_options": catalog_options(args).to_dict() if args.catalog else None,
         "train_config": config.to_dict(), "scoring": args.scoring,
         "shipped": winner.to_json(),
         "seconds": round(time.monotonic() - started, 1), "evaluation": evaluation,
@@ -197,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     report = _write_report(out)
     if report:
         print(f"report   {report}  (one HTML file: open it in a browser)")
+    catalog = (["--catalog", args.catalog, *reading_flags(args)] if args.catalog else [])
     print(f"done in {time.monotonic() - started:.1f} s. Look up related items with:\n"
-          f"  pin2vec related --index {out / 'index'} ITEM"
-          + (f" --catalog {args.catalog}" if args.catalog else ""))
+          f"  pin2vec related --index {shlex.quote(str(out / 'index'))} ITEM"
+          + "".join(f" {shlex.quote(a)}" for a in catalog))
     return 0
 
 
@@ -356,8 +365,10 @@ def _cold_start(out: Path, config, attributes) -> None:
     print(format_table(cold))
 
 
-def _summary(out, sessions, split, model, index, scores, evaluation, selection, args) -> None:
-    from recommender.cli.related import label, printable, read_catalog
+def _summary(out, sessions, split, model, index, scores, evaluation, selection, args,
+             catalog) -> None:
+    """The scorecard and a few examples; ``catalog``: item_id -> (title, category) or {}."""
+    from recommender.cli.related import label, printable
     from recommender.evaluate.scorecard import format_scorecard
     from recommender.lookup import RelatedItems
 
@@ -395,7 +406,6 @@ def _summary(out, sessions, split, model, index, scores, evaluation, selection, 
     items = _example_items(args.examples, related)
     if not items:
         return
-    catalog = read_catalog(args.catalog) if args.catalog else {}
     print()
     for item in items:
         if item not in related:

@@ -113,6 +113,21 @@ class CatalogOptions:
         except LookupError:
             raise ConfigError(f"unknown text encoding {self.encoding!r}") from None
 
+    def to_dict(self) -> dict:
+        """JSON form (``run.json``), so a later reader parses the file the same way."""
+        return {"id_column": self.id_column, "title_column": self.title_column,
+                "attributes": [[s.name, s.kind] for s in self.attributes],
+                "format": self.format, "delimiter": self.delimiter, "encoding": self.encoding,
+                "header": self.header, "columns": list(self.columns) if self.columns else None,
+                "separator": self.separator, "buckets": self.buckets}
+
+    @classmethod
+    def from_dict(cls, obj: dict) -> CatalogOptions:
+        obj = dict(obj)
+        obj["attributes"] = tuple(AttributeSpec(n, k) for n, k in obj.get("attributes") or ())
+        obj["columns"] = tuple(obj["columns"]) if obj.get("columns") else None
+        return cls(**obj)
+
 
 @dataclass
 class Catalog:
@@ -279,6 +294,12 @@ def _csv_rows(path: Path, options: CatalogOptions, reject):
         names = list(options.columns)
     else:
         names = next(csv.reader([_first_line(path, options.encoding)], delimiter=delimiter), [])
+    repeated = sorted(n for n, c in Counter(names).items() if c > 1)
+    if repeated:
+        where = "--catalog-columns" if options.columns else "the header line"
+        raise ArtifactError(
+            f"{path}: {where} names column(s) {repeated} more than once; a file without a "
+            "header needs --catalog-no-header --catalog-columns a,b,c (distinct names)")
     utf8 = options.encoding.lower().replace("-", "").replace("_", "") in ("utf8", "utf")
     read = pacsv.ReadOptions(  # utf-8 is not transcoded: bad bytes reject their row only
         encoding="utf8" if utf8 else options.encoding, use_threads=False,

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from recommender.core.errors import Pin2VecError
+
 log = logging.getLogger(__name__)
 
 METRICS = ("hr", "mrr", "ndcg", "recall", "precision", "map")
@@ -162,15 +164,31 @@ def _first(value) -> str | None:
     return head or None
 
 
-def read_catalog(path: str | Path) -> tuple[dict[str, tuple[str | None, str | None]], str | None]:
+def read_catalog(path: str | Path, options: dict | None = None
+                 ) -> tuple[dict[str, tuple[str | None, str | None]], str | None]:
     """``(item_id -> (title, attribute value), attribute name)`` from a CSV/TSV/Parquet catalogue.
 
     The attribute is :func:`catalog_attribute`'s choice (``None`` when no column fits).
+    ``options`` (:meth:`CatalogOptions.to_dict`, as ``run.json`` records them) reads the file the
+    way the run did (delimiter, encoding, no header, column names, id and title columns), with
+    its categorical and multi-valued attributes as the candidates to colour by.
     """
     import pyarrow.csv as pacsv
 
     path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if options is not None:
+        from recommender.core.catalog import CatalogOptions
+        from recommender.core.catalog import read_catalog as read_with_options
+
+        opts = CatalogOptions.from_dict(options)
+        cat = read_with_options(path, opts)
+        columns = {"item_id": cat.item_ids, "title": cat.titles}
+        for spec in opts.attributes:
+            if spec.kind in ("categorical", "multi") and spec.name not in columns:
+                columns[spec.name] = ["|".join(v) if isinstance(v, list) else v
+                                      for v in cat.values[spec.name]]
+        table = pa.table({k: pa.array(v, pa.string()) for k, v in columns.items()})
+    elif path.suffix.lower() in (".parquet", ".pq"):
         table = pq.read_table(path)
     else:
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
@@ -248,11 +266,12 @@ def load_run(run_dir: str | Path, catalog: str | Path | None = None) -> RunData:
         data.spread = mean_pair_cosine(vectors)
     except (OSError, ValueError, KeyError, pa.ArrowException) as e:
         notes.append(f"no readable model/ ({type(e).__name__}): no vector map or spread.")
+    options = None if catalog else data.run.get("catalog_options")  # the run's own file
     catalog = catalog or data.run.get("catalog")
     if catalog:
         try:
-            data.catalog, data.catalog_attribute = read_catalog(catalog)
-        except (OSError, ValueError, KeyError, pa.ArrowException) as e:
+            data.catalog, data.catalog_attribute = read_catalog(catalog, options)
+        except (OSError, ValueError, KeyError, pa.ArrowException, Pin2VecError) as e:
             notes.append(f"catalogue {catalog} could not be read ({e}); ids shown without titles.")
     return data
 
