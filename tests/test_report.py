@@ -195,3 +195,23 @@ def test_scorer_charts_keep_long_names_whole_and_grow_with_the_scorers():
     many = bar_panels([f"s{i}" for i in range(11)], set(), [("HR", [[0.1] * 11])], ["@10"])
     assert "similar, evidence 20) [index/]" in two and "fill: " + HIGHLIGHT in two
     assert "fill: " + HIGHLIGHT not in many and height(many) > 2 * height(two)
+
+
+def test_report_reads_the_catalogue_with_the_runs_options(tmp_path):
+    """run.json's catalog_options: defaults keep the plain reader (category colours the map); a
+    header-less ';' latin-1 file is read as the run read it, coloured by its categorical column."""
+    from recommender.core.catalog import CatalogOptions, parse_attribute_specs
+    from recommender.report.data import read_catalog
+
+    plain = tmp_path / "c.csv"
+    plain.write_text("item_id,title,category\na,Apple,fruit\nb,Bean,veg\n")
+    expect = ({"a": ("Apple", "fruit"), "b": ("Bean", "veg")}, "category")
+    assert read_catalog(plain) == expect
+    assert read_catalog(plain, CatalogOptions().to_dict()) == expect
+    bare = tmp_path / "items.txt"
+    bare.write_bytes("a;Caf\xe9;fruit;x|y\nb;Bean;veg;z\n".encode("latin-1"))
+    options = CatalogOptions(attributes=parse_attribute_specs("aisle,tags:multi"),
+                             delimiter=";", encoding="latin-1", header=False,
+                             columns=("item_id", "title", "aisle", "tags")).to_dict()
+    assert read_catalog(bare, options) == ({"a": ("Café", "fruit"), "b": ("Bean", "veg")},
+                                           "aisle")

@@ -169,15 +169,20 @@ def read_catalog(path: str | Path, options: dict | None = None
     """``(item_id -> (title, attribute value), attribute name)`` from a CSV/TSV/Parquet catalogue.
 
     The attribute is :func:`catalog_attribute`'s choice (``None`` when no column fits).
-    ``options`` (:meth:`CatalogOptions.to_dict`, as ``run.json`` records them) reads the file the
-    way the run did (delimiter, encoding, no header, column names, id and title columns), with
-    its categorical and multi-valued attributes as the candidates to colour by.
+    ``options`` (:meth:`CatalogOptions.to_dict`, as ``run.json`` records them), when they read
+    the file differently from the defaults, read it the way the run did (delimiter, encoding, no
+    header, column names, id and title columns), with its categorical and multi-valued
+    attributes as the candidates to colour by.
     """
     import pyarrow.csv as pacsv
 
+    from recommender.core.catalog import CatalogOptions
+
     path = Path(path)
-    if options is not None:
-        from recommender.core.catalog import CatalogOptions
+    reading = ("format", "delimiter", "encoding", "header", "columns", "id_column",
+               "title_column")
+    default = CatalogOptions().to_dict()
+    if options is not None and any(options.get(k) != default[k] for k in reading):
         from recommender.core.catalog import read_catalog as read_with_options
 
         opts = CatalogOptions.from_dict(options)
