@@ -215,3 +215,17 @@ def test_report_reads_the_catalogue_with_the_runs_options(tmp_path):
                              columns=("item_id", "title", "aisle", "tags")).to_dict()
     assert read_catalog(bare, options) == ({"a": ("Café", "fruit"), "b": ("Bean", "veg")},
                                            "aisle")
+
+
+def test_report_cli_reads_an_explicit_catalogue_with_the_catalog_flags(run_dir, tmp_path):
+    from recommender.cli import main as cli
+
+    bare = tmp_path / "items.txt"
+    bare.write_bytes("".join(f"{i};Titr\xe9 {i.upper()};aisle{i in 'abc'}\n"
+                             for i in ITEMS).encode("latin-1"))
+    out = tmp_path / "r.html"
+    assert cli(["report", str(run_dir), "--output", str(out), "--catalog", str(bare),
+                "--catalog-delimiter", ";", "--catalog-encoding", "latin-1",
+                "--catalog-no-header", "--catalog-columns", "item_id,title,aisle"]) == 0
+    page = out.read_text("utf-8")
+    assert "Titré A" in page and "could not be read" not in page

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from recommender.cli.catalog import add_catalog_arguments, catalog_options
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -17,8 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the --output dir of `pin2vec run` (default ./pin2vec-out)")
     p.add_argument("--output", metavar="HTML", help="file to write (default RUN_DIR/report.html)")
     p.add_argument("--catalog", metavar="PATH",
-                   help="CSV/Parquet with item_id,title[,category] for titles and map colours "
-                   "(default: the catalogue the run was given)")
+                   help="catalogue for titles and map colours (default: the catalogue the run "
+                   "was given, read as the run read it); the --catalog-* flags say how to read "
+                   "this one, as for `pin2vec run`")
+    add_catalog_arguments(p, attributes=False)
     return p
 
 
@@ -26,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from recommender.report import write_report
 
     args = build_parser().parse_args(argv)
-    path = write_report(args.run_dir, args.output, args.catalog)
+    options = catalog_options(args, with_attributes=False).to_dict() if args.catalog else None
+    path = write_report(args.run_dir, args.output, args.catalog, options)
     print(f"report written to {path}  (open it in a browser: file://{path.resolve()})")
     return 0

@@ -13,10 +13,12 @@ __all__ = ["write_report"]
 
 
 def write_report(run_dir: str | Path, output: str | Path | None = None,
-                 catalog: str | Path | None = None) -> Path:
+                 catalog: str | Path | None = None, catalog_options: dict | None = None) -> Path:
     """Write the report of ``run_dir`` to ``output`` (default ``run_dir/report.html``).
 
-    Returns the path written. Missing parts of the run dir become notes on the page.
+    ``catalog`` replaces the run's catalogue, read with ``catalog_options``
+    (:meth:`~recommender.core.catalog.CatalogOptions.to_dict`; None: CSV with a header or
+    Parquet). Returns the path written. Missing parts of the run dir become notes on the page.
     """
     from recommender.core.artifacts import write_text
     from recommender.core.errors import ConfigError
@@ -26,7 +28,7 @@ def write_report(run_dir: str | Path, output: str | Path | None = None,
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory: pass the --output dir of `pin2vec run`")
-    data = load_run(run_dir, catalog)
+    data = load_run(run_dir, catalog, catalog_options)
     path = Path(output) if output else run_dir / "report.html"
     write_text(path, render(data))
     return path

@@ -246,8 +246,10 @@ def _find_indexes(run_dir: Path, notes: list[str]) -> list[tuple[str, dict]]:
     return found
 
 
-def load_run(run_dir: str | Path, catalog: str | Path | None = None) -> RunData:
-    """Read a ``pin2vec run`` output dir; every missing part becomes a note."""
+def load_run(run_dir: str | Path, catalog: str | Path | None = None,
+             catalog_options: dict | None = None) -> RunData:
+    """Read a ``pin2vec run`` output dir; every missing part becomes a note. ``catalog`` (read
+    with ``catalog_options``) replaces the run's own catalogue (read with the run's options)."""
     run_dir = Path(run_dir)
     data = RunData(run_dir=run_dir)
     notes = data.notes
@@ -271,7 +273,7 @@ def load_run(run_dir: str | Path, catalog: str | Path | None = None) -> RunData:
         data.spread = mean_pair_cosine(vectors)
     except (OSError, ValueError, KeyError, pa.ArrowException) as e:
         notes.append(f"no readable model/ ({type(e).__name__}): no vector map or spread.")
-    options = None if catalog else data.run.get("catalog_options")  # the run's own file
+    options = catalog_options if catalog else data.run.get("catalog_options")
     catalog = catalog or data.run.get("catalog")
     if catalog:
         try:
