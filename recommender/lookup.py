@@ -263,6 +263,10 @@ class RelatedItems:
             warnings.warn(f"ignored unknown attribute column(s)/value(s): {ignored}",
                           stacklevel=2)
         if not tokens:
+            if default is not _RAISE:  # say so: the answer is not from the attributes
+                warnings.warn("no known attribute value: returning the fallback "
+                              f"({'most popular items' if default == POPULAR else 'default'})",
+                              stacklevel=2)
             return self._fallback(f"attributes {dict(attributes)!r}", k, exclude, default)
         query, _ = attrs.compose([tokens])
         cold = self.manifest.get("cold") or {}

@@ -251,8 +251,10 @@ def test_related_to_attributes_for_an_unseen_item(planted):
     with pytest.warns(UserWarning):
         with pytest.raises(KeyError):
             related.related_to_attributes({"brand": "never-seen"}, 3)
-    with pytest.warns(UserWarning):
-        assert len(related.related_to_attributes({"brand": "zz"}, 3, default="popular")) == 3
+    with pytest.warns(UserWarning) as caught:
+        found = related.related_to_attributes({"brand": "zz"}, 3, default="popular")
+    assert found == related.popular(3)
+    assert any("returning the fallback (most popular items)" in str(w.message) for w in caught)
 
 
 def test_model_and_index_round_trip_attributes(planted):
