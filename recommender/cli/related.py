@@ -11,26 +11,10 @@ import json
 import sys
 import unicodedata
 import warnings
-from pathlib import Path
 
 from recommender.cli.catalog import add_catalog_arguments, catalog_labels
-from recommender.core.catalog import read_catalog as core_read_catalog
 from recommender.core.errors import ArtifactError, ConfigError
 from recommender.lookup import RelatedItems
-
-
-def read_catalog(path: str | Path) -> dict[str, tuple[str, str | None]]:
-    """``item_id -> (title, category or None)`` from a catalogue file (any format
-    :func:`recommender.core.catalog.read_catalog` reads, default column names)."""
-    from recommender.core.catalog import AttributeSpec, CatalogOptions
-
-    try:
-        return core_read_catalog(path, CatalogOptions(
-            attributes=(AttributeSpec("category"),))).labels()
-    except ArtifactError as e:
-        if "lacks column" not in str(e):
-            raise
-    return core_read_catalog(path).labels()
 
 
 def _parser() -> argparse.ArgumentParser:
