@@ -11,12 +11,15 @@ from test_coldstart import CLUSTERS, PER, _cluster, _train_planted
 
 from recommender import RelatedItems
 from recommender.core.attributes import SharedValues, cold_scores
+from recommender.core.catalog import CatalogOptions, parse_attribute_specs, read_catalog
 from recommender.core.errors import ConfigError
 from recommender.index import IndexConfig, build_index
 from recommender.index.cold import ColdConfig
 from recommender.scorers import CooccurrenceConfig, cooccurrence, from_lists, write_index
 from recommender.scorers.cold import add_cold_rows
-from recommender.train import cold_choice
+from recommender.train import TrainConfig, cold_choice, train
+from recommender.train.attributes import AttributeConfig, CatalogAttributes
+from recommender.train.model import Model
 
 
 def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
@@ -25,11 +28,58 @@ def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
               (np.array([0, 4, 5, 0, 0, 1], np.int32), np.array([2, 4]))]
     pseudo = np.zeros(6, bool)
     pseudo[[0, 5]] = True
-    q, t, early = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
-                                               rng=np.random.default_rng(0), late=0.5)
+    v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
+                                     rng=np.random.default_rng(0), late=0.5)
     # (0,4) and (5,0), (0,1); never (0,0) (same item) nor a pair across sessions (4,5).
-    assert list(zip(q.tolist(), t.tolist())) == [(0, 4), (5, 0), (0, 1)]
-    assert early.tolist() == [2, 1, 1, 1, 0, 0]  # engagements in the first two sessions only
+    assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(0, 4), (5, 0), (0, 1)]
+    assert v.early[0.0].tolist() == [2, 1, 1, 1, 0, 0]  # engagements in the first two sessions
+    # Without start times no recent engagements are counted, whatever the half-lives asked.
+    v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
+                                     rng=np.random.default_rng(0), late=0.5, half_lives=(0.5,))
+    assert list(v.early) == [0.0] and v.final == {}
+
+
+def test_validation_pairs_follow_start_times_and_count_recent_engagements():
+    # The same sessions, started at 30, 0, 10, 20 s: the late half is the first and the last.
+    chunks = [(np.array([0, 1, 2, 3, 0], np.int32), np.array([3, 2])),
+              (np.array([0, 4, 5, 0, 0, 1], np.int32), np.array([2, 4]))]
+    pseudo = np.zeros(6, bool)
+    pseudo[[0, 5]] = True
+    v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
+                                     rng=np.random.default_rng(0), late=0.5,
+                                     times=[30.0, 0.0, 10.0, 20.0], half_lives=(0.5,))
+    assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(0, 1), (5, 0), (0, 1)]
+    assert v.early[0.0].tolist() == [2, 0, 0, 1, 1, 0]  # sessions at 0 s and 10 s
+    assert v.half_life == {0.5: 15.0}  # half the 30 s span
+    # Before the first late session (20 s): ages 20 s and 10 s.
+    a, b = 0.5 ** (20 / 15), 0.5 ** (10 / 15)
+    np.testing.assert_allclose(v.early[0.5], [a + b, 0, 0, a, b, 0])
+    # Over all sessions, from the latest (30 s): ages 0, 30, 20 and 10 s.
+    w0, w1, w2, w3 = 1.0, 0.25, 0.5 ** (20 / 15), 0.5 ** (10 / 15)
+    np.testing.assert_allclose(v.final[0.5], [w0 + w1 + w2 + 2 * w3, w0 + w3, w0, w1, w2, w3])
+
+
+def test_choice_reads_recent_engagements_where_next_items_are_the_new_hits():
+    # One brand; rows 0-9 were the hits of long ago (most engaged over all time), rows 10-14
+    # are today's (most engaged recently). Next items are today's hits, or the old ones.
+    n = 30
+    counts = np.array([500] * 10 + [100] * 5 + [5] * 15, np.float64)
+    recent = np.array([1.0] * 10 + [80.0] * 5 + [2.0] * 15)
+    tokens = [["brand=a"]] * n
+    space = np.ones((n, 2), np.float32)  # attribute vectors say nothing beyond the brand
+    q_rows = np.arange(15, n).repeat(4)
+    new_hits = 10 + np.arange(len(q_rows)) % 5
+    pops = {0.0: counts, 0.1: recent}
+    choice = cold_choice.choose(space[q_rows], q_rows, new_hits, pops, space, space, k=5,
+                                item_tokens=tokens, columns=["brand"], half_life={0.1: 7.0})
+    assert choice["recency"] == 0.1 and choice["half_life"] == 7.0
+    assert choice["validation"]["hr"][cold_choice.label((choice["scoring"],
+                                                         choice["popularity"], 0.1))] == 1.0
+    assert choice["validation"]["hr"]["same:brand 1"] == 0.0
+    # Next items among the old hits: all-time engagements, recent ones are not chosen.
+    choice = cold_choice.choose(space[q_rows], q_rows, np.arange(len(q_rows)) % 5, pops, space,
+                                space, k=5, item_tokens=tokens, columns=["brand"])
+    assert choice["recency"] == 0.0 and "half_life" not in choice
 
 
 def test_hit_rates_break_ties_by_row_like_the_index():
@@ -103,8 +153,10 @@ def test_model_index_and_lookup_record_and_use_the_validated_choice(planted_mode
     choice = model.manifest["attributes_training"]["cold_scoring"]
     assert choice["chosen_by"] == "validation" and choice["validation"]["items"] == 9
     columns = [spec.name for spec in model.attributes.schema.specs]
-    assert set(choice["validation"]["hr"]) == {f"{s} {w:g}"
-                                               for s, w in cold_choice.grid_for(columns)}
+    # In-memory sessions without start times: all-time engagements only.
+    assert set(choice["validation"]["hr"]) == {cold_choice.label(g)
+                                               for g in cold_choice.grid_for(columns)}
+    assert choice["recency"] == 0.0 and model.attributes.recent is None
     saved = json.loads((tmp / "model" / "attributes.json").read_text())["cold_scoring"]
     assert saved == choice
     m = build_index(tmp / "model", tmp_path / "auto", IndexConfig(k=5, progress=False,
@@ -261,3 +313,75 @@ def test_index_and_lookup_serve_same_scoring(planted_model, tmp_path):
         ColdConfig(scoring="same:brand", popularity=2.0)
     with pytest.raises(ConfigError, match="cold scoring"):
         ColdConfig(scoring="same:")
+
+
+# --- recent engagements: products that fade -----------------------------------------------------
+
+
+def _fading(tmp):
+    """3 brands of 30 items; every session stays in a brand. In the first two thirds of the log
+    the hits are x0-x9 (3 clicks of a session's 4), in the last third x10-x14 (2 clicks of 4),
+    so the old hits stay the most engaged over all time; x15-x28 fill the other clicks; x29 is
+    never seen (cold)."""
+    rng = np.random.default_rng(5)
+    sessions, times = [], []
+    for s in range(1200):
+        b = int(rng.integers(3))
+        hits, n_hits = (range(10), 3) if s < 800 else (range(10, 15), 2)
+        picked = ([f"b{b}x{x}" for x in rng.choice(list(hits), n_hits, replace=False)]
+                  + [f"b{b}x{x}" for x in rng.choice(range(15, 29), 4 - n_hits, replace=False)])
+        sessions.append([picked[i] for i in rng.permutation(4)])
+        times.append(60.0 * s)
+    path = tmp / "catalog.csv"
+    path.write_text("item_id,title,brand\n" + "".join(
+        f"b{b}x{x},Item {x},b{b}\n" for b in range(3) for x in range(30)))
+    specs = parse_attribute_specs("brand")
+    attrs = CatalogAttributes.from_catalog(read_catalog(path, CatalogOptions(attributes=specs)),
+                                           specs)
+    return sessions, times, attrs
+
+
+def test_recent_engagements_are_chosen_saved_and_used_by_index_and_lookup(tmp_path):
+    sessions, times, attrs = _fading(tmp_path)
+    config = TrainConfig(dim=8, window=3, epochs=3, seed=2, progress=False, workers=1)
+    model = train(sessions, config, output_dir=tmp_path / "model", session_times=times,
+                  attributes=(attrs, AttributeConfig(validation=0.3)))
+    choice = model.manifest["attributes_training"]["cold_scoring"]
+    assert choice["chosen_by"] == "validation" and choice["recency"] > 0
+    assert choice["half_life"] == pytest.approx(choice["recency"] * 60.0 * 1199)
+    # The old hits' all-time engagements beat the new hits', their recent ones do not.
+    row = {i: r for r, i in enumerate(model.item_ids)}
+    old = [row[f"b0x{x}"] for x in range(10)]
+    new = [row[f"b0x{x}"] for x in range(10, 15)]
+    assert model.counts[old].min() > model.counts[new].max()
+    assert model.attributes.recent[new].min() > model.attributes.recent[old].max()
+    loaded = Model.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.attributes.recent, model.attributes.recent)
+    # The index's cold rows and the attribute lookups rank the brand's items by their recent
+    # engagements (attribute vectors are the brand's alone): the new hits first.
+    m = build_index(tmp_path / "model", tmp_path / "index", IndexConfig(k=5, progress=False,
+                                                                         n_jobs=1))
+    assert m["cold"]["recency"] == choice["recency"] and "attribute_popularity.npy" in m["files"]
+    related = RelatedItems.load(tmp_path / "index")
+    for b in range(3):
+        found = [i for i, _ in related.related(f"b{b}x29", k=5)]
+        brand = [i for i in model.item_ids if i.startswith(f"b{b}x")]
+        assert found == sorted(brand, key=lambda i: -model.attributes.recent[row[i]])[:5]
+        assert sum(10 <= int(i.split("x")[1]) < 15 for i in found) >= 4
+        assert [i for i, _ in related.related_to_attributes({"brand": f"b{b}"}, 5)] == found
+    # Options instead of the choice read all-time engagements: the old hits come back.
+    m = build_index(tmp_path / "model", tmp_path / "options", IndexConfig(k=5, progress=False,
+                                                                           n_jobs=1),
+                    cold=ColdConfig(scoring="same:brand", popularity=1.0))
+    assert m["cold"]["recency"] == 0.0
+    found = [i for i, _ in RelatedItems.load(tmp_path / "options").related("b1x29", k=5)]
+    assert all(int(i.split("x")[1]) < 10 for i in found)
+
+
+def test_session_times_must_be_one_finite_number_per_session():
+    sessions = [["a", "b"], ["b", "c"]]
+    config = TrainConfig(dim=4, epochs=1, progress=False)
+    for bad, message in (([0.0], "one start time per session"), ([0.0, np.nan], "finite"),
+                         (["x", "y"], "numbers")):
+        with pytest.raises(ConfigError, match=message):
+            train(sessions, config, session_times=bad)

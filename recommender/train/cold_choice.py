@@ -4,15 +4,16 @@ A share of the trained items that carry attribute values (``AttributeConfig.vali
 is left out of the attribute replay (:mod:`recommender.train.attributes`): their engagements
 still train the item vectors, but no attribute vector learns from them, so to the attributes
 they are as new as a product added after training. After the last epoch, the next-item pairs
-whose query is one of them, taken from the latest 30% of the training sessions, are scored from
-the query's attribute vector alone with every setting of :data:`GRID`
-(:func:`recommender.core.attributes.cold_scores`: cosine in attribute space or the skip-gram
-logit against the context vectors, each plus a popularity weight that reads the engagements of
-the earlier sessions, as the test reads training counts). The best HR@10 names the scoring;
-within it, the smallest popularity weight whose HR@10 is within one paired standard error of
-the best is chosen (:func:`pick`) and recorded in the MODEL (``attributes.json``
-``cold_scoring``, manifest ``attributes_training.cold_scoring``). The index uses it for cold
-rows unless told otherwise. Nothing outside the training sessions is read.
+whose query is one of them, taken from the latest 30% of the training sessions (by session
+start time; corpus order when no times are known), are scored from the query's attribute vector
+alone with every setting of :func:`grid_for` (:func:`recommender.core.attributes.cold_scores`:
+cosine in attribute space or the skip-gram logit against the context vectors, each plus a
+popularity weight that reads the engagements of the earlier sessions, as the test reads
+training counts). The best HR@10 names the scoring; within it, the simplest setting whose
+HR@10 is within one paired standard error of the best is chosen (:func:`pick`) and recorded in
+the MODEL (``attributes.json`` ``cold_scoring``, manifest ``attributes_training.cold_scoring``).
+The index uses it for cold rows unless told otherwise. Nothing outside the training sessions is
+read.
 
 The grid also holds, for each attribute column, the ``same:<column>`` family: candidates
 sharing a value of the column with the query first, ranked by ``w * log(1 + engagements) +
@@ -24,9 +25,22 @@ the weight closest to the baseline (1 first, then 0.3, 0.1, 0.03, 0).
 The popularity weight matters because logs differ: on a rating-like log the item after a new
 film is mostly a popular one (a large weight wins), in click sessions of fading products it is
 a recent, rarely counted one (weight 0 wins). A fixed default was right on one kind only.
+
+**Recency.** When the sessions' start times are known (a SESSIONS dir always has them), every
+setting with a popularity weight is also tried with *recent* engagements: each engagement counts
+``0.5 ** (age / half-life)``, its age measured from the latest session, the half-life a share
+(:data:`HALF_LIVES`) of the training span. In the validation the ages run to the first late
+session, so a half-life is chosen on next items that come after the engagements it weighs, as
+the test's do. In click logs of products that fade within weeks, the item after a new product
+is one of the products in fashion now, not the most engaged over the whole log; on a log
+without that drift the one-standard-error rule keeps all-time counts (recency is tried after
+them). The chosen recent engagements are saved with the attribute vectors
+(``attribute_popularity.npy``) for the index and lookups.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -40,52 +54,95 @@ GRID = (("space", 0.0), ("space", 0.01), ("space", 0.03), ("space", 0.1),
 # "most popular within the same value" (so the choice can always fall back to it), lower
 # weights mix in attribute cosine within the same value (recommender.core.attributes).
 SAME_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
+# Half-lives of recent engagements tried, as shares of the training sessions' time span.
+HALF_LIVES = (0.03, 0.1, 0.3)
 
 
-def grid_for(columns) -> tuple:
-    """:data:`GRID` plus a ``same:<column>`` family for each attribute column."""
-    return GRID + tuple((f"{SAME}{c}", w) for c in columns for w in SAME_WEIGHTS)
+def grid_for(columns, half_lives=()) -> tuple:
+    """Settings ``(scoring, popularity weight, recency)``: :data:`GRID` plus a ``same:<column>``
+    family for each attribute column, each with all-time engagements (recency 0) and, where the
+    weight is not 0, with recent engagements of each of ``half_lives``."""
+    base = GRID + tuple((f"{SAME}{c}", w) for c in columns for w in SAME_WEIGHTS)
+    return tuple((s, w, h) for s, w in base for h in (0.0, *half_lives) if h == 0 or w > 0)
 
 
-def _simplicity(setting) -> float:
+def label(setting) -> str:
+    """``"space 0.1"``, ``"same:brand 1 recent 0.03"``: a setting's name in the records."""
+    scoring, weight, recency = setting
+    return f"{scoring} {weight:g}" + (f" recent {recency:g}" if recency else "")
+
+
+def _simplicity(setting) -> tuple:
     """Sort key within a family for the one-standard-error rule: no popularity first for
-    ``space``/``context``; the plain baseline (weight 1) first for ``same:``."""
-    scoring, weight = setting
-    return -weight if scoring.startswith(SAME) else weight
+    ``space``/``context``; the plain baseline (weight 1) first for ``same:``; all-time
+    engagements before recent ones, longer half-lives (closer to all-time) first."""
+    scoring, weight, recency = setting
+    return (-weight if scoring.startswith(SAME) else weight, recency > 0, -recency)
 
 
-DEFAULT = {"scoring": "space", "popularity": 0.0}  # without enough validation pairs
+DEFAULT = {"scoring": "space", "popularity": 0.0, "recency": 0.0}  # too few validation pairs
 MIN_PAIRS = 30  # fewer validation pairs than this: the default, not a noisy choice
 LATE = 0.3  # validation pairs come from this latest share of the training sessions
 MAX_SCORES = 2e8  # pairs x candidates scored per setting at most (pairs are sampled down)
 
 
-def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
-                     rng: np.random.Generator, late: float = LATE
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(query rows, next rows, earlier counts): the consecutive distinct pairs, within a session
-    of the latest ``late`` share of the ``sessions`` (corpus order, which is time order for a
-    SESSIONS dir), whose query is marked in ``pseudo`` -- at most ``limit``, sampled -- and each
-    item's engagements in the sessions before them.
+class Validation(NamedTuple):
+    """What :func:`validation_pairs` gathers in one pass over the training sessions."""
 
-    Like the evaluation's time split: the next items come from later sessions than the counts
-    the popularity weight reads, so a weight that only fits stale popularity is not chosen.
+    queries: np.ndarray  # int64 rows of the pseudo-cold queries
+    targets: np.ndarray  # int64 rows of their next items
+    early: dict  # {recency: float64 [items]}: engagements before the late sessions (0: counts)
+    final: dict  # {recency > 0: float64 [items]}: recent engagements over all sessions
+    half_life: dict  # {recency > 0: half-life in the times' unit}
+
+
+def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
+                     rng: np.random.Generator, late: float = LATE, times=None,
+                     half_lives=()) -> Validation:
+    """The consecutive distinct pairs, within a session of the latest ``late`` share of the
+    ``sessions``, whose query is marked in ``pseudo`` (at most ``limit``, sampled), and the
+    engagements the popularity weights read: each item's in the sessions before the late ones,
+    all-time and recent (:data:`HALF_LIVES`), and its recent ones over all sessions.
+
+    ``times``: each session's start (float, corpus order); latest means latest start. Without
+    them the corpus order is the time order and no recent engagements are counted (the
+    ``half_lives`` are ignored). Like the evaluation's time split, the next items come from
+    later sessions than the engagements the popularity weight reads, so a weight that only fits
+    stale popularity is not chosen.
     """
-    first_late = int(np.floor(sessions * (1 - late)))
+    n_items = len(pseudo)
+    if times is None:
+        times, half_lives = np.arange(sessions, dtype=np.float64), ()
+    times = np.asarray(times, np.float64)
+    order = np.argsort(times, kind="stable")
+    is_late = np.zeros(sessions, bool)
+    is_late[order[int(np.floor(sessions * (1 - late))):]] = True
+    span = float(times.max() - times.min()) if sessions else 0.0
+    half_lives = [h for h in half_lives if h > 0] if span > 0 else []
+    t_cut = float(times[is_late].min()) if is_late.any() else float("inf")
+    t_end = float(times.max()) if sessions else 0.0
+    early = {0.0: np.zeros(n_items)}
+    early.update({h: np.zeros(n_items) for h in half_lives})
+    final = {h: np.zeros(n_items) for h in half_lives}
     qs, ts = [], []
-    early = np.zeros(len(pseudo), np.int64)
     offset = 0
     for tokens, lengths in chunks:
         n_sess = len(lengths)
-        n_early = min(n_sess, max(0, first_late - offset))  # this chunk's sessions before the cut
-        cut = int(lengths[:n_early].sum())
-        early += np.bincount(tokens[:cut], minlength=len(pseudo))
-        tokens, lengths = tokens[cut:], lengths[n_early:]
+        sess_late = is_late[offset:offset + n_sess]
+        sess_time = times[offset:offset + n_sess]
         offset += n_sess
+        tok_late = np.repeat(sess_late, lengths)
+        tok_time = np.repeat(sess_time, lengths)
+        before = tokens[~tok_late]
+        early[0.0] += np.bincount(before, minlength=n_items)
+        for h in half_lives:
+            early[h] += np.bincount(before, 0.5 ** ((t_cut - tok_time[~tok_late]) / (h * span)),
+                                    n_items)
+            final[h] += np.bincount(tokens, 0.5 ** ((t_end - tok_time) / (h * span)), n_items)
         if len(tokens) < 2:
             continue
         last = np.cumsum(lengths)[lengths > 0] - 1  # each session's last position
-        ok = np.ones(len(tokens) - 1, bool)
+        ok = tok_late[:-1].copy()
         ok[last[last < len(tokens) - 1]] = False
         q, t = tokens[:-1], tokens[1:]
         ok &= pseudo[q] & (q != t)
@@ -96,36 +153,46 @@ def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
     if len(q) > limit:
         keep = np.sort(rng.choice(len(q), limit, replace=False))
         q, t = q[keep], t[keep]
-    return q, t, early
+    return Validation(q, t, early, final, {h: h * span for h in half_lives})
 
 
-def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, counts: np.ndarray,
+def _popularities(counts) -> dict:
+    """``{recency: engagements}`` from a dict of them or one array (all-time, recency 0)."""
+    return dict(counts) if isinstance(counts, dict) else {0.0: counts}
+
+
+def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, counts,
               space: np.ndarray, context: np.ndarray, k: int = 10, grid=GRID,
               block: int = 512, query_tokens=None, shared: dict | None = None) -> np.ndarray:
     """bool [pairs, settings]: whether each pair is a hit at ``k`` under each ``grid`` setting:
     fewer than ``k`` candidates (never the query item itself) rank above its next item (a higher
-    score, or an equal one and a lower row, as the index breaks ties). ``same:<column>``
-    settings need ``query_tokens`` (each pair's query tokens) and ``shared`` ({column:
-    :class:`SharedValues` of the candidates})."""
+    score, or an equal one and a lower row, as the index breaks ties). ``counts``: the
+    engagements the popularity weight reads, one array or ``{recency: array}`` for settings
+    ``(scoring, weight, recency)``. ``same:<column>`` settings need ``query_tokens`` (each
+    pair's query tokens) and ``shared`` ({column: :class:`SharedValues` of the candidates})."""
+    pops = _popularities(counts)
+    grid = [g if len(g) == 3 else (*g, 0.0) for g in grid]
+    logs = {h: np.log1p(np.asarray(c, np.float64)).astype(np.float32)[None]
+            for h, c in pops.items()}
+    n_cand = len(pops[0.0])
     hits = np.zeros((len(q_rows), len(grid)), bool)
     rows = np.arange(len(q_rows))
-    cols = np.arange(len(counts))[None]
+    cols = np.arange(n_cand)[None]
     for s in range(0, len(q_rows), block):
         e = min(s + block, len(q_rows))
         r = rows[: e - s]
         base = {}
-        for g, (scoring, weight) in enumerate(grid):
+        for g, (scoring, weight, recency) in enumerate(grid):
             if scoring.startswith(SAME):
                 if scoring not in base:
                     base[scoring] = shared[scoring[len(SAME):]](query_tokens[s:e])
-                sc = cold_scores(queries[s:e], scoring, weight, counts, space, context,
+                sc = cold_scores(queries[s:e], scoring, weight, pops[recency], space, context,
                                  base[scoring])
             else:
                 if scoring not in base:
-                    base[scoring] = cold_scores(queries[s:e], scoring, 0.0, counts, space,
+                    base[scoring] = cold_scores(queries[s:e], scoring, 0.0, pops[0.0], space,
                                                 context)
-                sc = (base[scoring]
-                      + np.float32(weight) * np.log1p(counts).astype(np.float32)[None])
+                sc = base[scoring] + np.float32(weight) * logs[recency]
             sc[r, q_rows[s:e]] = -np.inf
             st = sc[r, targets[s:e]][:, None]
             # Ties rank the lower row (the more engaged item) first, as the index does.
@@ -142,11 +209,13 @@ def hit_rates(*args, **kwargs) -> list[float]:
 
 def pick(hits: np.ndarray, grid=GRID) -> int:
     """The setting chosen from per-pair hits: the best HR's scoring family, and in it the
-    smallest popularity weight whose HR is within one paired standard error of the best (the
-    one-standard-error rule: a larger weight must earn its place beyond noise)."""
+    simplest setting (:func:`_simplicity`) whose HR is within one paired standard error of the
+    best (the one-standard-error rule: a larger weight or recent engagements must earn their
+    place beyond noise)."""
+    grid = [g if len(g) == 3 else (*g, 0.0) for g in grid]
     rates = hits.mean(axis=0)
     best = int(np.argmax(rates))  # the first of equals
-    family = [g for g, (scoring, _) in enumerate(grid) if scoring == grid[best][0]]
+    family = [g for g, setting in enumerate(grid) if setting[0] == grid[best][0]]
     for g in sorted(family, key=lambda g: _simplicity(grid[g])):
         diff = hits[:, best].astype(np.float64) - hits[:, g]
         se = diff.std(ddof=1) / np.sqrt(len(diff))
@@ -156,22 +225,29 @@ def pick(hits: np.ndarray, grid=GRID) -> int:
 
 
 def choose(queries, q_rows, targets, counts, space, context, k: int = 10,
-           item_tokens: list[list[str]] | None = None, columns=()) -> dict:
+           item_tokens: list[list[str]] | None = None, columns=(), half_life=None) -> dict:
     """The setting chosen (:func:`pick`) on the validation pairs among :func:`grid_for`
     ``columns`` (``same:`` families need ``item_tokens``, each candidate row's tokens), with the
-    HR of every setting."""
+    HR of every setting. ``counts``: all-time engagements, or ``{recency: engagements}``
+    (:attr:`Validation.early`) to try recent ones too; ``half_life``: ``{recency: half-life}``
+    recorded with a recent choice."""
     pairs = len(q_rows)
     if pairs < MIN_PAIRS:
         return {**DEFAULT, "chosen_by": f"default (only {pairs} validation pairs)",
                 "validation": {"pairs": pairs}}
     columns = list(columns) if item_tokens is not None else []
-    grid = grid_for(columns)
+    pops = _popularities(counts)
+    grid = grid_for(columns, sorted(h for h in pops if h > 0))
     shared = {c: SharedValues(item_tokens, c) for c in columns}
     q_tokens = [item_tokens[r] for r in q_rows] if columns else None
-    hits = pair_hits(queries, q_rows, targets, counts, space, context, k, grid,
+    hits = pair_hits(queries, q_rows, targets, pops, space, context, k, grid,
                      query_tokens=q_tokens, shared=shared)
     rates = hits.mean(axis=0).tolist()
-    scoring, weight = grid[pick(hits, grid)]
-    return {"scoring": scoring, "popularity": weight, "chosen_by": "validation",
-            "validation": {"pairs": pairs, "k": k,
-                           "hr": {f"{s} {w:g}": round(h, 4) for (s, w), h in zip(grid, rates)}}}
+    scoring, weight, recency = grid[pick(hits, grid)]
+    out = {"scoring": scoring, "popularity": weight, "recency": recency,
+           "chosen_by": "validation"}
+    if recency:
+        out["half_life"] = (half_life or {}).get(recency)
+    out["validation"] = {"pairs": pairs, "k": k,
+                         "hr": {label(g): round(h, 4) for g, h in zip(grid, rates)}}
+    return out
