@@ -101,6 +101,13 @@ def speed(train_sessions, attrs, train_config, attribute_config, runs: int) -> d
             "per_run": [round(r, 2) for r in ratios]}
 
 
+def _choice(choice: dict | None) -> str:
+    """``"same:category 0.3 recent 0.03"``: a cold choice as its validation label."""
+    choice = choice or {}
+    return (f"{choice.get('scoring')} {choice.get('popularity', 0):g}"
+            + (f" recent {choice['recency']:g}" if choice.get("recency") else ""))
+
+
 def run(name: str, repeats: int, attribute_config: AttributeConfig, priors,
         speed_runs: int = 0) -> dict:
     train, test, catalog_path, train_config, times = (samples_log() if name == "samples"
@@ -112,17 +119,28 @@ def run(name: str, repeats: int, attribute_config: AttributeConfig, priors,
                              ColdEvalConfig(seed=seed, priors=priors), train_times=times)
                for seed in range(repeats)]
     draws = [rep["cold_vs_best_attribute"]["ratio"]["default"] for rep in reports]
+    # Rows by (slice, method): a draw whose choice reads recent engagements has one row more
+    # (the baseline ranked by them); such rows are medians of the draws that have them.
+    rows: dict = {}
+    for rep in reports:
+        for row in rep["results"]:
+            rows.setdefault((row["slice"], row["method"]), []).append(row)
     merged = reports[0]
     merged["cold_ratio_draws"] = draws
-    for r, row in enumerate(merged["results"]):
-        row["hr"] = float(np.median([rep["results"][r]["hr"] for rep in reports]))
+    order = {"cold": 0, "warm": 1, "tail": 2}
+    merged["results"] = sorted(
+        ({**same[0], "hr": float(np.median([x["hr"] for x in same])),
+          "method": same[0]["method"] + (f" [{len(same)} of {repeats} draws]"
+                                         if len(same) < repeats else "")}
+         for same in rows.values()), key=lambda row: order.get(row["slice"], 3))
     merged["speed"]["ratio"] = float(np.median([rep["speed"]["ratio"] for rep in reports]))
-    for b in merged["cold_vs_best_attribute"]["ratio"]:
-        ratios = [rep["cold_vs_best_attribute"]["ratio"][b] or 0 for rep in reports]
-        merged["cold_vs_best_attribute"]["ratio"][b] = round(float(np.median(ratios)), 3)
-    merged["cold_choices"] = [
-        f"{(rep['cold_choice'] or {}).get('scoring')} "
-        f"{(rep['cold_choice'] or {}).get('popularity', 0):g}" for rep in reports]
+    ratio_keys = dict.fromkeys(b for rep in reports for b in rep["cold_vs_best_attribute"]["ratio"])
+    merged["cold_vs_best_attribute"]["ratio"] = {
+        b: round(float(np.median([rep["cold_vs_best_attribute"]["ratio"][b] or 0
+                                  for rep in reports
+                                  if b in rep["cold_vs_best_attribute"]["ratio"]])), 3)
+        for b in ratio_keys}
+    merged["cold_choices"] = [_choice(rep["cold_choice"]) for rep in reports]
     if speed_runs:  # the speed of the table's row, measured alternately (see speed)
         merged["speed"] = speed(train, attrs, train_config, attribute_config, speed_runs)
     return merged

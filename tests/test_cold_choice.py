@@ -341,6 +341,18 @@ def _fading(tmp):
     return sessions, times, attrs
 
 
+def test_recent_engagements_must_beat_the_all_time_choice_by_two_standard_errors():
+    grid = (("space", 0.0, 0.0), ("space", 0.1, 0.0), ("space", 0.1, 0.03),
+            ("space", 0.1, 0.3))
+    hits = np.zeros((100, 4), bool)
+    hits[:30, :2] = True  # all-time: space 0 (the simplest) at HR 0.3
+    hits[5:41, 2] = True  # recent: 11 pairs won, 5 lost: HR +0.06, paired SE 0.040 -- beyond
+    assert cold_choice.pick_recency(hits, grid) == 0  # one standard error, within two
+    hits[:50, 3] = True  # 20 pairs more: beyond -> recent, the longer half-life (simpler)
+    hits[:50, 2] = True
+    assert cold_choice.pick_recency(hits, grid) == 3
+
+
 def test_recent_engagements_are_chosen_saved_and_used_by_index_and_lookup(tmp_path):
     sessions, times, attrs = _fading(tmp_path)
     config = TrainConfig(dim=8, window=3, epochs=3, seed=2, progress=False, workers=1)

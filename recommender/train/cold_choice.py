@@ -31,10 +31,11 @@ setting with a popularity weight is also tried with *recent* engagements: each e
 ``0.5 ** (age / half-life)``, its age measured from the latest session, the half-life a share
 (:data:`HALF_LIVES`) of the training span. In the validation the ages run to the first late
 session, so a half-life is chosen on next items that come after the engagements it weighs, as
-the test's do. In click logs of products that fade within weeks, the item after a new product
-is one of the products in fashion now, not the most engaged over the whole log; on a log
-without that drift the one-standard-error rule keeps all-time counts (recency is tried after
-them). The chosen recent engagements are saved with the attribute vectors
+the test's do. Recent engagements replace the all-time choice only when their best HR@10 beats
+it by more than two paired standard errors (:func:`pick_recency`). In click logs of products
+that fade within weeks, the item after a new product is one of the products in fashion now, not
+the most engaged over the whole log; on a log without that drift the all-time choice stays.
+The chosen recent engagements are saved with the attribute vectors
 (``attribute_popularity.npy``) for the index and lookups.
 """
 
@@ -224,6 +225,30 @@ def pick(hits: np.ndarray, grid=GRID) -> int:
     return best
 
 
+RECENCY_SE = 2.0  # recent engagements must beat the all-time choice by this many standard errors
+
+
+def pick_recency(hits: np.ndarray, grid) -> int:
+    """:func:`pick` among the settings with all-time engagements; recent engagements replace it
+    only when their best setting's HR beats it by more than :data:`RECENCY_SE` paired standard
+    errors (the grid triples with them, and the best of many noisy settings is biased upwards:
+    on a log without drift one standard error let them in by chance), and then :func:`pick`
+    among the recent settings."""
+    grid = [g if len(g) == 3 else (*g, 0.0) for g in grid]
+    plain = [g for g, setting in enumerate(grid) if not setting[2]]
+    recent = [g for g, setting in enumerate(grid) if setting[2]]
+    chosen = plain[pick(hits[:, plain], [grid[g] for g in plain])]
+    if not recent:
+        return chosen
+    rates = hits.mean(axis=0)
+    best = recent[int(np.argmax(rates[recent]))]
+    diff = hits[:, best].astype(np.float64) - hits[:, chosen]
+    se = diff.std(ddof=1) / np.sqrt(len(diff))
+    if rates[best] - rates[chosen] > RECENCY_SE * se:
+        return recent[pick(hits[:, recent], [grid[g] for g in recent])]
+    return chosen
+
+
 def choose(queries, q_rows, targets, counts, space, context, k: int = 10,
            item_tokens: list[list[str]] | None = None, columns=(), half_life=None) -> dict:
     """The setting chosen (:func:`pick`) on the validation pairs among :func:`grid_for`
@@ -243,7 +268,7 @@ def choose(queries, q_rows, targets, counts, space, context, k: int = 10,
     hits = pair_hits(queries, q_rows, targets, pops, space, context, k, grid,
                      query_tokens=q_tokens, shared=shared)
     rates = hits.mean(axis=0).tolist()
-    scoring, weight, recency = grid[pick(hits, grid)]
+    scoring, weight, recency = grid[pick_recency(hits, grid)]
     out = {"scoring": scoring, "popularity": weight, "recency": recency,
            "chosen_by": "validation"}
     if recency:
