@@ -50,6 +50,7 @@ def test_validation_pairs_follow_start_times_and_count_recent_engagements():
                                      times=[30.0, 0.0, 10.0, 20.0], half_lives=(0.5,))
     assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(0, 1), (5, 0), (0, 1)]
     assert v.early[0.0].tolist() == [2, 0, 0, 1, 1, 0]  # sessions at 0 s and 10 s
+    assert v.late.tolist() == [3, 2, 1, 0, 0, 1]
     assert v.half_life == {0.5: 15.0}  # half the 30 s span
     # Before the first late session (20 s): ages 20 s and 10 s.
     a, b = 0.5 ** (20 / 15), 0.5 ** (10 / 15)
@@ -59,27 +60,24 @@ def test_validation_pairs_follow_start_times_and_count_recent_engagements():
     np.testing.assert_allclose(v.final[0.5], [w0 + w1 + w2 + 2 * w3, w0 + w3, w0, w1, w2, w3])
 
 
-def test_choice_reads_recent_engagements_where_next_items_are_the_new_hits():
-    # One brand; rows 0-9 were the hits of long ago (most engaged over all time), rows 10-14
-    # are today's (most engaged recently). Next items are today's hits, or the old ones.
-    n = 30
-    counts = np.array([500] * 10 + [100] * 5 + [5] * 15, np.float64)
-    recent = np.array([1.0] * 10 + [80.0] * 5 + [2.0] * 15)
-    tokens = [["brand=a"]] * n
-    space = np.ones((n, 2), np.float32)  # attribute vectors say nothing beyond the brand
-    q_rows = np.arange(15, n).repeat(4)
-    new_hits = 10 + np.arange(len(q_rows)) % 5
-    pops = {0.0: counts, 0.1: recent}
-    choice = cold_choice.choose(space[q_rows], q_rows, new_hits, pops, space, space, k=5,
-                                item_tokens=tokens, columns=["brand"], half_life={0.1: 7.0})
-    assert choice["recency"] == 0.1 and choice["half_life"] == 7.0
-    assert choice["validation"]["hr"][cold_choice.label((choice["scoring"],
-                                                         choice["popularity"], 0.1))] == 1.0
-    assert choice["validation"]["hr"]["same:brand 1"] == 0.0
-    # Next items among the old hits: all-time engagements, recent ones are not chosen.
-    choice = cold_choice.choose(space[q_rows], q_rows, np.arange(len(q_rows)) % 5, pops, space,
-                                space, k=5, item_tokens=tokens, columns=["brand"])
-    assert choice["recency"] == 0.0 and "half_life" not in choice
+def test_popularity_source_is_recent_only_where_it_predicts_the_late_sessions_better():
+    # Items 0-3 were engaged long ago, items 4-5 lately; the late sessions engage items 4-5.
+    early = {0.0: np.array([40.0, 40, 40, 40, 10, 10]),
+             0.1: np.array([1.0, 1, 1, 1, 9, 9])}
+    late = np.array([0.0, 0, 0, 0, 30, 30])
+    v = cold_choice.Validation(np.zeros(0, np.int64), np.zeros(0, np.int64), early, late,
+                               {0.1: early[0.1]}, {0.1: 5.0})
+    recency, record = cold_choice.popularity_source(v)
+    assert recency == 0.1 and record["tokens"] == 60
+    p0 = 0.9 * 10 / 180 + 0.1 / 6  # all-time: item 4's (and 5's) probability
+    p1 = 0.9 * 9 / 22 + 0.1 / 6
+    assert record["all_time"] == round(np.log(p0), 4)
+    assert record["recent 0.1"] == round(np.log(p1), 4)
+    # Late sessions like the old ones: all-time counts stay.
+    v = v._replace(late=np.array([10.0, 10, 10, 10, 3, 3]))
+    assert cold_choice.popularity_source(v)[0] == 0.0
+    # Without recent engagements to try there is nothing to decide.
+    assert cold_choice.popularity_source(v._replace(early={0.0: early[0.0]})) == (0.0, {})
 
 
 def test_hit_rates_break_ties_by_row_like_the_index():
@@ -154,8 +152,8 @@ def test_model_index_and_lookup_record_and_use_the_validated_choice(planted_mode
     assert choice["chosen_by"] == "validation" and choice["validation"]["items"] == 9
     columns = [spec.name for spec in model.attributes.schema.specs]
     # In-memory sessions without start times: all-time engagements only.
-    assert set(choice["validation"]["hr"]) == {cold_choice.label(g)
-                                               for g in cold_choice.grid_for(columns)}
+    assert set(choice["validation"]["hr"]) == {f"{s} {w:g}"
+                                               for s, w in cold_choice.grid_for(columns)}
     assert choice["recency"] == 0.0 and model.attributes.recent is None
     saved = json.loads((tmp / "model" / "attributes.json").read_text())["cold_scoring"]
     assert saved == choice
@@ -339,18 +337,6 @@ def _fading(tmp):
     attrs = CatalogAttributes.from_catalog(read_catalog(path, CatalogOptions(attributes=specs)),
                                            specs)
     return sessions, times, attrs
-
-
-def test_recent_engagements_must_beat_the_all_time_choice_by_two_standard_errors():
-    grid = (("space", 0.0, 0.0), ("space", 0.1, 0.0), ("space", 0.1, 0.03),
-            ("space", 0.1, 0.3))
-    hits = np.zeros((100, 4), bool)
-    hits[:30, :2] = True  # all-time: space 0 (the simplest) at HR 0.3
-    hits[5:41, 2] = True  # recent: 11 pairs won, 5 lost: HR +0.06, paired SE 0.040 -- beyond
-    assert cold_choice.pick_recency(hits, grid) == 0  # one standard error, within two
-    hits[:50, 3] = True  # 20 pairs more: beyond -> recent, the longer half-life (simpler)
-    hits[:50, 2] = True
-    assert cold_choice.pick_recency(hits, grid) == 3
 
 
 def test_recent_engagements_are_chosen_saved_and_used_by_index_and_lookup(tmp_path):

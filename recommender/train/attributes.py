@@ -432,13 +432,17 @@ class AttributeTrainer:
         rng = np.random.default_rng([self.seed, 32452843])
         v = cold_choice.validation_pairs(chunks, self.pseudo, sessions, min(limit, 5000), rng,
                                          times=times, half_lives=cold_choice.HALF_LIVES)
+        recency, evidence = cold_choice.popularity_source(v)
         space = np.where(has[:, None], own, w_in)
         columns = [spec.name for spec in self.attributes.schema.specs]
-        choice = cold_choice.choose(own[v.queries], v.queries, v.targets, v.early, space, w_out,
-                                    k, self.item_token_lists, columns, v.half_life)
+        choice = cold_choice.choose(own[v.queries], v.queries, v.targets, v.early[recency],
+                                    space, w_out, k, self.item_token_lists, columns)
         choice["validation"]["items"] = int(self.pseudo.sum())
-        if choice.get("recency"):
-            self.recent = v.final[choice["recency"]]
+        if evidence:
+            choice["validation"]["popularity_source"] = evidence
+        if recency and choice["popularity"] > 0:  # a weight 0 reads no engagements
+            choice["recency"], choice["half_life"] = recency, v.half_life[recency]
+            self.recent = v.final[recency]
         self.cold_choice = choice
         return choice
 

@@ -26,17 +26,20 @@ The popularity weight matters because logs differ: on a rating-like log the item
 film is mostly a popular one (a large weight wins), in click sessions of fading products it is
 a recent, rarely counted one (weight 0 wins). A fixed default was right on one kind only.
 
-**Recency.** When the sessions' start times are known (a SESSIONS dir always has them), every
-setting with a popularity weight is also tried with *recent* engagements: each engagement counts
-``0.5 ** (age / half-life)``, its age measured from the latest session, the half-life a share
-(:data:`HALF_LIVES`) of the training span. In the validation the ages run to the first late
-session, so a half-life is chosen on next items that come after the engagements it weighs, as
-the test's do. Recent engagements replace the all-time choice only when their best HR@10 beats
-it by more than two paired standard errors (:func:`pick_recency`). In click logs of products
-that fade within weeks, the item after a new product is one of the products in fashion now, not
-the most engaged over the whole log; on a log without that drift the all-time choice stays.
-The chosen recent engagements are saved with the attribute vectors
-(``attribute_popularity.npy``) for the index and lookups.
+**Recency.** In click logs of products that fade within weeks, the item after a new product is
+one of the products in fashion now, not the most engaged over the whole log. When the sessions'
+start times are known (a SESSIONS dir always has them), the popularity term may therefore read
+*recent* engagements: each engagement counts ``0.5 ** (age / half-life)``, its age measured from
+the latest session, the half-life a share (:data:`HALF_LIVES`) of the training span. Whether it
+does is decided before the grid, without the attribute vectors (:func:`popularity_source`): the
+engagements of the sessions before the late ones, all-time and recent (ages from the first late
+session), each predict the items engaged with in the late sessions; a half-life replaces the
+all-time counts only when the log-likelihood it gives them beats theirs by more than two
+standard errors. The grid then reads the chosen engagements. A test by the grid itself was
+tried and dropped: the attribute values' vectors have been trained on the late sessions too, so
+the validation favours pure attribute matching over any popularity term, and recent engagements
+(a large gain on the sparse benchmark log) never won it. The chosen recent engagements are saved
+with the attribute vectors (``attribute_popularity.npy``) for the index and lookups.
 """
 
 from __future__ import annotations
@@ -57,28 +60,19 @@ GRID = (("space", 0.0), ("space", 0.01), ("space", 0.03), ("space", 0.1),
 SAME_WEIGHTS = (1.0, 0.3, 0.1, 0.03, 0.0)
 # Half-lives of recent engagements tried, as shares of the training sessions' time span.
 HALF_LIVES = (0.03, 0.1, 0.3)
+RECENCY_SE = 2.0  # recent engagements must beat all-time ones by this many standard errors
 
 
-def grid_for(columns, half_lives=()) -> tuple:
-    """Settings ``(scoring, popularity weight, recency)``: :data:`GRID` plus a ``same:<column>``
-    family for each attribute column, each with all-time engagements (recency 0) and, where the
-    weight is not 0, with recent engagements of each of ``half_lives``."""
-    base = GRID + tuple((f"{SAME}{c}", w) for c in columns for w in SAME_WEIGHTS)
-    return tuple((s, w, h) for s, w in base for h in (0.0, *half_lives) if h == 0 or w > 0)
+def grid_for(columns) -> tuple:
+    """:data:`GRID` plus a ``same:<column>`` family for each attribute column."""
+    return GRID + tuple((f"{SAME}{c}", w) for c in columns for w in SAME_WEIGHTS)
 
 
-def label(setting) -> str:
-    """``"space 0.1"``, ``"same:brand 1 recent 0.03"``: a setting's name in the records."""
-    scoring, weight, recency = setting
-    return f"{scoring} {weight:g}" + (f" recent {recency:g}" if recency else "")
-
-
-def _simplicity(setting) -> tuple:
+def _simplicity(setting) -> float:
     """Sort key within a family for the one-standard-error rule: no popularity first for
-    ``space``/``context``; the plain baseline (weight 1) first for ``same:``; all-time
-    engagements before recent ones, longer half-lives (closer to all-time) first."""
-    scoring, weight, recency = setting
-    return (-weight if scoring.startswith(SAME) else weight, recency > 0, -recency)
+    ``space``/``context``; the plain baseline (weight 1) first for ``same:``."""
+    scoring, weight = setting
+    return -weight if scoring.startswith(SAME) else weight
 
 
 DEFAULT = {"scoring": "space", "popularity": 0.0, "recency": 0.0}  # too few validation pairs
@@ -93,6 +87,7 @@ class Validation(NamedTuple):
     queries: np.ndarray  # int64 rows of the pseudo-cold queries
     targets: np.ndarray  # int64 rows of their next items
     early: dict  # {recency: float64 [items]}: engagements before the late sessions (0: counts)
+    late: np.ndarray  # float64 [items]: engagements in the late sessions
     final: dict  # {recency > 0: float64 [items]}: recent engagements over all sessions
     half_life: dict  # {recency > 0: half-life in the times' unit}
 
@@ -125,6 +120,7 @@ def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
     early = {0.0: np.zeros(n_items)}
     early.update({h: np.zeros(n_items) for h in half_lives})
     final = {h: np.zeros(n_items) for h in half_lives}
+    late_counts = np.zeros(n_items)
     qs, ts = [], []
     offset = 0
     for tokens, lengths in chunks:
@@ -136,6 +132,7 @@ def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
         tok_time = np.repeat(sess_time, lengths)
         before = tokens[~tok_late]
         early[0.0] += np.bincount(before, minlength=n_items)
+        late_counts += np.bincount(tokens[tok_late], minlength=n_items)
         for h in half_lives:
             early[h] += np.bincount(before, 0.5 ** ((t_cut - tok_time[~tok_late]) / (h * span)),
                                     n_items)
@@ -154,46 +151,68 @@ def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
     if len(q) > limit:
         keep = np.sort(rng.choice(len(q), limit, replace=False))
         q, t = q[keep], t[keep]
-    return Validation(q, t, early, final, {h: h * span for h in half_lives})
+    return Validation(q, t, early, late_counts, final, {h: h * span for h in half_lives})
 
 
-def _popularities(counts) -> dict:
-    """``{recency: engagements}`` from a dict of them or one array (all-time, recency 0)."""
-    return dict(counts) if isinstance(counts, dict) else {0.0: counts}
+def popularity_source(v: Validation, smooth: float = 0.1) -> tuple[float, dict]:
+    """(recency, record): which engagements the popularity term reads -- 0.0 for all-time, or
+    the half-life share of recent ones -- and the evidence. Each candidate source's engagements
+    before the late sessions (``v.early``), as a distribution over the items mixed with
+    ``smooth`` of the uniform one, gives every engagement in the late sessions a
+    log-probability; a half-life wins when its mean gain over all-time counts exceeds
+    :data:`RECENCY_SE` standard errors (the best such one)."""
+    n = float(v.late.sum())
+    if n < 2 or len(v.early) < 2:
+        return 0.0, {}
+    seen = v.late > 0
+    w = v.late[seen]
+
+    def logp(pop):
+        total = pop.sum()
+        p = ((1 - smooth) * pop / total if total > 0 else 0.0) + smooth / len(pop)
+        return np.log(p[seen])
+
+    base = logp(v.early[0.0])
+    record = {"tokens": int(n), "all_time": round(float((w * base).sum() / n), 4)}
+    best, best_gain = 0.0, 0.0
+    for h in sorted(k for k in v.early if k > 0):
+        lp = logp(v.early[h])
+        d = lp - base
+        mean = float((w * d).sum() / n)
+        se = float(np.sqrt((w * (d - mean) ** 2).sum() / (n - 1) / n))
+        record[f"recent {h:g}"] = round(float((w * lp).sum() / n), 4)
+        if mean > RECENCY_SE * se and mean > best_gain:
+            best, best_gain = h, mean
+    return best, record
 
 
-def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, counts,
+def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, counts: np.ndarray,
               space: np.ndarray, context: np.ndarray, k: int = 10, grid=GRID,
               block: int = 512, query_tokens=None, shared: dict | None = None) -> np.ndarray:
     """bool [pairs, settings]: whether each pair is a hit at ``k`` under each ``grid`` setting:
     fewer than ``k`` candidates (never the query item itself) rank above its next item (a higher
-    score, or an equal one and a lower row, as the index breaks ties). ``counts``: the
-    engagements the popularity weight reads, one array or ``{recency: array}`` for settings
-    ``(scoring, weight, recency)``. ``same:<column>`` settings need ``query_tokens`` (each
-    pair's query tokens) and ``shared`` ({column: :class:`SharedValues` of the candidates})."""
-    pops = _popularities(counts)
-    grid = [g if len(g) == 3 else (*g, 0.0) for g in grid]
-    logs = {h: np.log1p(np.asarray(c, np.float64)).astype(np.float32)[None]
-            for h, c in pops.items()}
-    n_cand = len(pops[0.0])
+    score, or an equal one and a lower row, as the index breaks ties). ``same:<column>``
+    settings need ``query_tokens`` (each pair's query tokens) and ``shared`` ({column:
+    :class:`SharedValues` of the candidates})."""
     hits = np.zeros((len(q_rows), len(grid)), bool)
     rows = np.arange(len(q_rows))
-    cols = np.arange(n_cand)[None]
+    cols = np.arange(len(counts))[None]
     for s in range(0, len(q_rows), block):
         e = min(s + block, len(q_rows))
         r = rows[: e - s]
         base = {}
-        for g, (scoring, weight, recency) in enumerate(grid):
+        for g, (scoring, weight) in enumerate(grid):
             if scoring.startswith(SAME):
                 if scoring not in base:
                     base[scoring] = shared[scoring[len(SAME):]](query_tokens[s:e])
-                sc = cold_scores(queries[s:e], scoring, weight, pops[recency], space, context,
+                sc = cold_scores(queries[s:e], scoring, weight, counts, space, context,
                                  base[scoring])
             else:
                 if scoring not in base:
-                    base[scoring] = cold_scores(queries[s:e], scoring, 0.0, pops[0.0], space,
+                    base[scoring] = cold_scores(queries[s:e], scoring, 0.0, counts, space,
                                                 context)
-                sc = base[scoring] + np.float32(weight) * logs[recency]
+                sc = (base[scoring]
+                      + np.float32(weight) * np.log1p(counts).astype(np.float32)[None])
             sc[r, q_rows[s:e]] = -np.inf
             st = sc[r, targets[s:e]][:, None]
             # Ties rank the lower row (the more engaged item) first, as the index does.
@@ -210,13 +229,11 @@ def hit_rates(*args, **kwargs) -> list[float]:
 
 def pick(hits: np.ndarray, grid=GRID) -> int:
     """The setting chosen from per-pair hits: the best HR's scoring family, and in it the
-    simplest setting (:func:`_simplicity`) whose HR is within one paired standard error of the
-    best (the one-standard-error rule: a larger weight or recent engagements must earn their
-    place beyond noise)."""
-    grid = [g if len(g) == 3 else (*g, 0.0) for g in grid]
+    smallest popularity weight whose HR is within one paired standard error of the best (the
+    one-standard-error rule: a larger weight must earn its place beyond noise)."""
     rates = hits.mean(axis=0)
     best = int(np.argmax(rates))  # the first of equals
-    family = [g for g, setting in enumerate(grid) if setting[0] == grid[best][0]]
+    family = [g for g, (scoring, _) in enumerate(grid) if scoring == grid[best][0]]
     for g in sorted(family, key=lambda g: _simplicity(grid[g])):
         diff = hits[:, best].astype(np.float64) - hits[:, g]
         se = diff.std(ddof=1) / np.sqrt(len(diff))
@@ -225,54 +242,23 @@ def pick(hits: np.ndarray, grid=GRID) -> int:
     return best
 
 
-RECENCY_SE = 2.0  # recent engagements must beat the all-time choice by this many standard errors
-
-
-def pick_recency(hits: np.ndarray, grid) -> int:
-    """:func:`pick` among the settings with all-time engagements; recent engagements replace it
-    only when their best setting's HR beats it by more than :data:`RECENCY_SE` paired standard
-    errors (the grid triples with them, and the best of many noisy settings is biased upwards:
-    on a log without drift one standard error let them in by chance), and then :func:`pick`
-    among the recent settings."""
-    grid = [g if len(g) == 3 else (*g, 0.0) for g in grid]
-    plain = [g for g, setting in enumerate(grid) if not setting[2]]
-    recent = [g for g, setting in enumerate(grid) if setting[2]]
-    chosen = plain[pick(hits[:, plain], [grid[g] for g in plain])]
-    if not recent:
-        return chosen
-    rates = hits.mean(axis=0)
-    best = recent[int(np.argmax(rates[recent]))]
-    diff = hits[:, best].astype(np.float64) - hits[:, chosen]
-    se = diff.std(ddof=1) / np.sqrt(len(diff))
-    if rates[best] - rates[chosen] > RECENCY_SE * se:
-        return recent[pick(hits[:, recent], [grid[g] for g in recent])]
-    return chosen
-
-
 def choose(queries, q_rows, targets, counts, space, context, k: int = 10,
-           item_tokens: list[list[str]] | None = None, columns=(), half_life=None) -> dict:
+           item_tokens: list[list[str]] | None = None, columns=()) -> dict:
     """The setting chosen (:func:`pick`) on the validation pairs among :func:`grid_for`
     ``columns`` (``same:`` families need ``item_tokens``, each candidate row's tokens), with the
-    HR of every setting. ``counts``: all-time engagements, or ``{recency: engagements}``
-    (:attr:`Validation.early`) to try recent ones too; ``half_life``: ``{recency: half-life}``
-    recorded with a recent choice."""
+    HR of every setting."""
     pairs = len(q_rows)
     if pairs < MIN_PAIRS:
         return {**DEFAULT, "chosen_by": f"default (only {pairs} validation pairs)",
                 "validation": {"pairs": pairs}}
     columns = list(columns) if item_tokens is not None else []
-    pops = _popularities(counts)
-    grid = grid_for(columns, sorted(h for h in pops if h > 0))
+    grid = grid_for(columns)
     shared = {c: SharedValues(item_tokens, c) for c in columns}
     q_tokens = [item_tokens[r] for r in q_rows] if columns else None
-    hits = pair_hits(queries, q_rows, targets, pops, space, context, k, grid,
+    hits = pair_hits(queries, q_rows, targets, counts, space, context, k, grid,
                      query_tokens=q_tokens, shared=shared)
     rates = hits.mean(axis=0).tolist()
-    scoring, weight, recency = grid[pick_recency(hits, grid)]
-    out = {"scoring": scoring, "popularity": weight, "recency": recency,
-           "chosen_by": "validation"}
-    if recency:
-        out["half_life"] = (half_life or {}).get(recency)
-    out["validation"] = {"pairs": pairs, "k": k,
-                         "hr": {label(g): round(h, 4) for g, h in zip(grid, rates)}}
-    return out
+    scoring, weight = grid[pick(hits, grid)]
+    return {"scoring": scoring, "popularity": weight, "recency": 0.0, "chosen_by": "validation",
+            "validation": {"pairs": pairs, "k": k,
+                           "hr": {f"{s} {w:g}": round(h, 4) for (s, w), h in zip(grid, rates)}}}
