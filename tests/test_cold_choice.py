@@ -30,8 +30,9 @@ def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
     pseudo[[0, 5]] = True
     v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
                                      rng=np.random.default_rng(0), late=0.5)
-    # (0,4) and (5,0), (0,1); never (0,0) (same item) nor a pair across sessions (4,5).
-    assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(0, 4), (5, 0), (0, 1)]
+    # (5,0), (0,1); never (0,0) (same item), a pair across sessions (4,5), nor (0,4): item 4
+    # was first engaged in the late sessions (the test cannot return such items either).
+    assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(5, 0), (0, 1)]
     assert v.early[0.0].tolist() == [2, 1, 1, 1, 0, 0]  # engagements in the first two sessions
     # Without start times no recent engagements are counted, whatever the half-lives asked.
     v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
@@ -48,7 +49,8 @@ def test_validation_pairs_follow_start_times_and_count_recent_engagements():
     v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
                                      rng=np.random.default_rng(0), late=0.5,
                                      times=[30.0, 0.0, 10.0, 20.0], half_lives=(0.5,))
-    assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(0, 1), (5, 0), (0, 1)]
+    # (0,1) twice and (5,0) in the late sessions; item 1 was not engaged before them.
+    assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(5, 0)]
     assert v.early[0.0].tolist() == [2, 0, 0, 1, 1, 0]  # sessions at 0 s and 10 s
     assert v.late.tolist() == [3, 2, 1, 0, 0, 1]
     assert v.half_life == {0.5: 15.0}  # half the 30 s span

@@ -436,7 +436,8 @@ class AttributeTrainer:
         space = np.where(has[:, None], own, w_in)
         columns = [spec.name for spec in self.attributes.schema.specs]
         choice = cold_choice.choose(own[v.queries], v.queries, v.targets, v.early[recency],
-                                    space, w_out, k, self.item_token_lists, columns)
+                                    space, w_out, k, self.item_token_lists, columns,
+                                    candidates=v.early[0.0] > 0)
         choice["validation"]["items"] = int(self.pseudo.sum())
         if evidence:
             choice["validation"]["popularity_source"] = evidence

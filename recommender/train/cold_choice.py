@@ -148,6 +148,10 @@ def validation_pairs(chunks, pseudo: np.ndarray, sessions: int, limit: int,
         ts.append(t[ok])
     q = np.concatenate(qs).astype(np.int64) if qs else np.zeros(0, np.int64)
     t = np.concatenate(ts).astype(np.int64) if ts else np.zeros(0, np.int64)
+    # As in the test, where next items first engaged after training cannot be returned: only
+    # next items engaged before the late sessions (the candidates, see choose).
+    known = early[0.0][t] > 0
+    q, t = q[known], t[known]
     if len(q) > limit:
         keep = np.sort(rng.choice(len(q), limit, replace=False))
         q, t = q[keep], t[keep]
@@ -188,12 +192,14 @@ def popularity_source(v: Validation, smooth: float = 0.1) -> tuple[float, dict]:
 
 def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, counts: np.ndarray,
               space: np.ndarray, context: np.ndarray, k: int = 10, grid=GRID,
-              block: int = 512, query_tokens=None, shared: dict | None = None) -> np.ndarray:
+              block: int = 512, query_tokens=None, shared: dict | None = None,
+              candidates: np.ndarray | None = None) -> np.ndarray:
     """bool [pairs, settings]: whether each pair is a hit at ``k`` under each ``grid`` setting:
     fewer than ``k`` candidates (never the query item itself) rank above its next item (a higher
     score, or an equal one and a lower row, as the index breaks ties). ``same:<column>``
     settings need ``query_tokens`` (each pair's query tokens) and ``shared`` ({column:
-    :class:`SharedValues` of the candidates})."""
+    :class:`SharedValues` of the candidates}). ``candidates``: bool mask of the rows that may
+    be returned (default all)."""
     hits = np.zeros((len(q_rows), len(grid)), bool)
     rows = np.arange(len(q_rows))
     cols = np.arange(len(counts))[None]
@@ -214,6 +220,8 @@ def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, coun
                 sc = (base[scoring]
                       + np.float32(weight) * np.log1p(counts).astype(np.float32)[None])
             sc[r, q_rows[s:e]] = -np.inf
+            if candidates is not None:
+                sc[:, ~candidates] = -np.inf
             st = sc[r, targets[s:e]][:, None]
             # Ties rank the lower row (the more engaged item) first, as the index does.
             above = ((sc > st) | ((sc == st) & (cols < targets[s:e, None]))).sum(axis=1)
@@ -243,10 +251,12 @@ def pick(hits: np.ndarray, grid=GRID) -> int:
 
 
 def choose(queries, q_rows, targets, counts, space, context, k: int = 10,
-           item_tokens: list[list[str]] | None = None, columns=()) -> dict:
+           item_tokens: list[list[str]] | None = None, columns=(),
+           candidates: np.ndarray | None = None) -> dict:
     """The setting chosen (:func:`pick`) on the validation pairs among :func:`grid_for`
     ``columns`` (``same:`` families need ``item_tokens``, each candidate row's tokens), with the
-    HR of every setting."""
+    HR of every setting. ``candidates``: the rows that may be returned (default all): the items
+    engaged with before the late sessions, as the test's are the items trained on."""
     pairs = len(q_rows)
     if pairs < MIN_PAIRS:
         return {**DEFAULT, "chosen_by": f"default (only {pairs} validation pairs)",
@@ -256,7 +266,7 @@ def choose(queries, q_rows, targets, counts, space, context, k: int = 10,
     shared = {c: SharedValues(item_tokens, c) for c in columns}
     q_tokens = [item_tokens[r] for r in q_rows] if columns else None
     hits = pair_hits(queries, q_rows, targets, counts, space, context, k, grid,
-                     query_tokens=q_tokens, shared=shared)
+                     query_tokens=q_tokens, shared=shared, candidates=candidates)
     rates = hits.mean(axis=0).tolist()
     scoring, weight = grid[pick(hits, grid)]
     return {"scoring": scoring, "popularity": weight, "recency": 0.0, "chosen_by": "validation",
