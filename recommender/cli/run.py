@@ -300,6 +300,7 @@ def _ship(out: Path, winner, model, args, beam_args) -> dict:
              "sessions_digest": file_digest(out / "train_sessions" / "manifest.json")}
     if model is not None and model.attributes is not None:
         # catalogue items no session engaged with get rows too (recommender/scorers/cold.py)
+        from recommender.index.cold import describe
         from recommender.scorers.cold import add_cold_rows
 
         table, cold = add_cold_rows(table, model.attributes, model.item_ids,
@@ -308,8 +309,7 @@ def _ship(out: Path, winner, model, args, beam_args) -> dict:
             extra["cold"] = cold
             extra["model_dir"] = str(out / "model")
             print(f"      + {cold['cold_catalogue']:,} cold catalogue items, related items from "
-                  f"their attributes ({cold['scoring']} scoring, popularity "
-                  f"{cold['popularity']:g}, {cold['chosen_by']})", flush=True)
+                  f"their attributes ({describe(cold)})", flush=True)
     if model is not None and winner.needs_vectors:
         extra["model_dir"] = str(out / "model")
     return write_index(table, out / "index", overwrite=True, extra=extra)

@@ -203,10 +203,26 @@ def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.n
                     ctx)
 
 
+def half_life(attrs: AttributeVectors, recency: float) -> float | None:
+    """The half-life (seconds) of the recent engagements the model chose, if ``recency``."""
+    return (attrs.info.get("cold_scoring") or {}).get("half_life") if recency else None
+
+
+def describe(cold: dict) -> str:
+    """``"same:category scoring, popularity 0.3 of recent engagements (half-life 9.7 days),
+    validation"``: a manifest's ``cold`` entry in words."""
+    text = f"{cold['scoring']} scoring, popularity {cold['popularity']:g}"
+    if cold.get("recency"):
+        days = (cold.get("half_life") or 0) / 86400
+        text += f" of recent engagements (half-life {days:.3g} days)"
+    return f"{text}, {cold['chosen_by']}"
+
+
 def cold_manifest(config: ColdConfig, rows: ColdRows) -> dict:
     """The INDEX manifest's ``cold`` entry: the options, with the scoring actually used."""
     return {**asdict(config), "scoring": rows.scoring, "popularity": rows.popularity,
-            "chosen_by": rows.chosen_by, "recency": rows.recency}
+            "chosen_by": rows.chosen_by, "recency": rows.recency,
+            "half_life": half_life(rows.attributes, rows.recency)}
 
 
 def cold_table(rows: ColdRows, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:

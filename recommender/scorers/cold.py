@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from recommender.core.attributes import SAME, AttributeVectors, SharedValues, cold_scores
-from recommender.index.cold import ColdConfig, resolve, scored_top_k
+from recommender.index.cold import ColdConfig, half_life, resolve, scored_top_k
 from recommender.scorers.table import ScoredTable
 
 
@@ -64,6 +64,6 @@ def add_cold_rows(table: ScoredTable, attrs: AttributeVectors, model_ids, vector
         neighbors=np.concatenate([table.neighbors.astype(np.int32), nbrs]),
         scores=np.concatenate([table.scores.astype(np.float32), out]))
     return extended, {"scoring": scoring, "popularity": popularity, "chosen_by": how,
-                      "recency": recency,
+                      "recency": recency, "half_life": half_life(attrs, recency),
                       "cold_catalogue": len(cold_ids), "warm": len(ids),
                       "candidates": int(len(cand))}
