@@ -44,7 +44,7 @@ The validation's candidates, like the test's, are the items the model knew at it
 engaged with before the late sessions (next items first engaged later are left out). Before
 this, items launched during the late sessions competed as candidates that no popularity term can
 rank, and the grid chose pure attribute matching on the sparse benchmark log, where the test
-favours popularity by recent engagements two to one.
+favours the popularity of recent engagements (cold HR@10 0.211 vs 0.128).
 """
 
 from __future__ import annotations
