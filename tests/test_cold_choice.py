@@ -385,3 +385,30 @@ def test_session_times_must_be_one_finite_number_per_session():
                          (["x", "y"], "numbers")):
         with pytest.raises(ConfigError, match=message):
             train(sessions, config, session_times=bad)
+
+
+def test_a_sessions_dir_gives_its_start_times_in_corpus_order(tmp_path):
+    import datetime as dt
+
+    from tests.factories import write_sessions_dir
+
+    sessions, times, attrs = _fading(tmp_path)
+    order = np.random.default_rng(0).permutation(len(sessions))  # shards not in time order
+    sessions = [sessions[i] for i in order]
+    times = [times[i] for i in order]
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    write_sessions_dir(tmp_path / "sessions", sessions, shards=3,
+                       starts=[t0 + dt.timedelta(seconds=t) for t in times])
+    config = TrainConfig(dim=8, window=3, epochs=2, seed=2, progress=False, workers=1)
+    options = (attrs, AttributeConfig(validation=0.3))
+    from_dir = train(tmp_path / "sessions", config, attributes=options)
+    in_memory = train(sessions, config, attributes=options, session_times=times)
+    choice = from_dir.manifest["attributes_training"]["cold_scoring"]
+    same = in_memory.manifest["attributes_training"]["cold_scoring"]
+    assert choice["recency"] > 0 and choice["recency"] == same["recency"]
+    assert choice["half_life"] == same["half_life"]
+    assert choice["validation"]["popularity_source"] == same["validation"]["popularity_source"]
+    # Each item's recent engagements (the two vocabularies may order equal counts differently).
+    recent = dict(zip(in_memory.item_ids, in_memory.attributes.recent))
+    np.testing.assert_allclose(from_dir.attributes.recent,
+                               [recent[i] for i in from_dir.item_ids], rtol=1e-12)
