@@ -412,3 +412,38 @@ def test_a_sessions_dir_gives_its_start_times_in_corpus_order(tmp_path):
     recent = dict(zip(in_memory.item_ids, in_memory.attributes.recent))
     np.testing.assert_allclose(from_dir.attributes.recent,
                                [recent[i] for i in from_dir.item_ids], rtol=1e-12)
+
+
+def test_evaluate_cli_cold_start_reuses_the_models_settings_and_attributes(tmp_path, capsys):
+    import datetime as dt
+
+    from recommender.cli.main import main as cli
+    from recommender.evaluate.cold import evaluate_cold
+    from tests.factories import write_sessions_dir
+
+    sessions, times, attrs = _fading(tmp_path)
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    write_sessions_dir(tmp_path / "sessions", sessions, shards=2,
+                       starts=[t0 + dt.timedelta(seconds=t) for t in times])
+    config = TrainConfig(dim=8, window=3, epochs=2, seed=2, progress=False, workers=1)
+    options = AttributeConfig(validation=0.3)
+    train(tmp_path / "sessions", config, output_dir=tmp_path / "model",
+          attributes=(attrs, options))
+    assert cli(["evaluate", "--model", str(tmp_path / "model"), "--sessions",
+                str(tmp_path / "sessions"), "--cold-start", "--output",
+                str(tmp_path / "eval.json")]) == 0
+    assert "cold start: 20% of trained items held out entirely" in capsys.readouterr().out
+    got = json.loads((tmp_path / "eval.json").read_text())["cold_start"]
+    # The same as evaluate_cold on the time split (the latest 240 sessions are the test set).
+    want = evaluate_cold(sessions[:960], sessions[960:], attrs, config, options,
+                         train_times=times[:960])
+    np.testing.assert_equal(got["results"], want["results"])  # NaN (no tail query) included
+    assert got["cold_choice"] == want["cold_choice"]
+    # Nothing to reuse without a model trained with attributes.
+    assert cli(["evaluate", "--index", str(tmp_path / "model"), "--sessions",
+                str(tmp_path / "sessions"), "--cold-start"]) == 2
+    assert "--cold-start needs --model" in capsys.readouterr().err
+    train(tmp_path / "sessions", config, output_dir=tmp_path / "plain")
+    assert cli(["evaluate", "--model", str(tmp_path / "plain"), "--sessions",
+                str(tmp_path / "sessions"), "--cold-start"]) == 2
+    assert "has no catalogue attributes" in capsys.readouterr().err

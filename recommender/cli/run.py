@@ -354,18 +354,11 @@ def _test_table(out: Path, selection, model, args, window: int = 1):
 
 def _cold_start(out: Path, config, attributes) -> None:
     """Hold out 20% of the trained items entirely and score them from their attributes."""
-    import pyarrow as pa
-
-    from recommender.core.sessions import iter_sessions, read_sessions_table
-    from recommender.evaluate.cold import evaluate_cold, format_table
+    from recommender.evaluate.cold import cold_sessions, evaluate_cold, format_table
 
     print("\ncold start: 20% of trained items held out entirely, served from their attributes")
-    train = read_sessions_table(out / "train_sessions", ("start", "items"))
-    starts = train.column("start").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    cold = evaluate_cold(train.column("items").to_pylist(),
-                         list(iter_sessions(out / "test_sessions")),
-                         attributes[0], config, attributes[1],
-                         train_times=starts.to_numpy(zero_copy_only=False) / 1e6)
+    train, test, times = cold_sessions(out / "train_sessions", out / "test_sessions")
+    cold = evaluate_cold(train, test, attributes[0], config, attributes[1], train_times=times)
     write_json(out / "cold_start.json", cold)
     print(format_table(cold))
 

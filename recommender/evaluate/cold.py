@@ -251,6 +251,37 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
     }
 
 
+def cold_sessions(sessions_dir, test_sessions_dir=None, test_fraction: float = 0.2
+                  ) -> tuple[list[list[str]], list[list[str]], np.ndarray]:
+    """(training sessions, test sessions, the training sessions' starts in seconds) for
+    :func:`evaluate_cold` from SESSIONS dirs: ``sessions_dir`` is the training set when
+    ``test_sessions_dir`` is given, else it is split by time as ``pin2vec evaluate`` splits it
+    (the latest ``test_fraction`` of sessions are the test set)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from recommender.core.sessions import iter_session_batches, read_sessions_table
+    from recommender.evaluate.splits import _is_test, split_cutoff
+
+    def seconds(column) -> np.ndarray:
+        us = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        return us.to_numpy(zero_copy_only=False) / 1e6
+
+    if test_sessions_dir is not None:
+        train = read_sessions_table(sessions_dir, ("start", "items"))
+        test = read_sessions_table(test_sessions_dir, ("items",))
+        return (train.column("items").to_pylist(), test.column("items").to_pylist(),
+                seconds(train.column("start")))
+    cutoff = split_cutoff(sessions_dir, test_fraction)
+    train, test, starts = [], [], []
+    for batch in iter_session_batches(sessions_dir, ("session_id", "start", "items"), 262_144):
+        is_test = pa.array(_is_test(batch, cutoff))
+        train += batch.column("items").filter(pc.invert(is_test)).to_pylist()
+        test += batch.column("items").filter(is_test).to_pylist()
+        starts.append(seconds(batch.column("start").filter(pc.invert(is_test))))
+    return train, test, np.concatenate(starts) if starts else np.zeros(0)
+
+
 def format_table(report: dict) -> str:
     """The side-by-side table of :func:`evaluate_cold`'s results."""
     lines = [f"{'slice':<6} {'method':<40} {'HR@k':>7} {'queries':>8}"]
