@@ -55,8 +55,9 @@ def samples_log():
     cut = start.min() + 0.8 * (start.max() - start.min())
     train = [items[i] for i in order if start[i] < cut]
     test = [items[i] for i in order if start[i] >= cut]
+    times = [start[i] / 1e6 for i in order if start[i] < cut]
     config = json.loads((SAMPLES / "train_config.json").read_text())
-    return train, test, SAMPLES / "catalog.csv", TrainConfig(**config)
+    return train, test, SAMPLES / "catalog.csv", TrainConfig(**config), times
 
 
 def reallike_log(name: str):
@@ -65,14 +66,17 @@ def reallike_log(name: str):
 
     data = reallike.dense_log() if name == "dense" else reallike.sparse_log()
     folder = reallike.write_log(data, Path(tempfile.mkdtemp(prefix=f"coldstart-{name}-")))
-    if name == "dense":
+    if name == "dense":  # whole user histories: no session start times
         train, test = holdout_last(reallike.user_sequences(data.events), 5)
         config = TrainConfig(dim=64, window=5, epochs=10, ns_exponent=0.75)
+        times = None
     else:
         seqs, starts = reallike.session_sequences(data.events)
         train, test = time_split_sessions(seqs, starts, 0.2)
+        cut = np.min(starts) + 0.8 * (np.max(starts) - np.min(starts))
+        times = [float(t) for t in starts if t < cut]  # the train sessions' starts, in order
         config = TrainConfig(dim=32, window=3, epochs=30, ns_exponent=-0.5, alpha=0.05)
-    return train, test, folder / "catalog.csv", config
+    return train, test, folder / "catalog.csv", config, times
 
 
 def speed(train_sessions, attrs, train_config, attribute_config, runs: int) -> dict:
@@ -97,27 +101,46 @@ def speed(train_sessions, attrs, train_config, attribute_config, runs: int) -> d
             "per_run": [round(r, 2) for r in ratios]}
 
 
+def _choice(choice: dict | None) -> str:
+    """``"same:category 0.3 recent 0.03"``: a cold choice as its validation label."""
+    choice = choice or {}
+    return (f"{choice.get('scoring')} {choice.get('popularity', 0):g}"
+            + (f" recent {choice['recency']:g}" if choice.get("recency") else ""))
+
+
 def run(name: str, repeats: int, attribute_config: AttributeConfig, priors,
         speed_runs: int = 0) -> dict:
-    train, test, catalog_path, train_config = (samples_log() if name == "samples"
-                                               else reallike_log(name))
+    train, test, catalog_path, train_config, times = (samples_log() if name == "samples"
+                                                      else reallike_log(name))
     specs = parse_attribute_specs(ATTRIBUTES[name])
     catalog = read_catalog(catalog_path, CatalogOptions(attributes=specs))
     attrs = CatalogAttributes.from_catalog(catalog, specs)
     reports = [evaluate_cold(train, test, attrs, train_config, attribute_config,
-                             ColdEvalConfig(seed=seed, priors=priors)) for seed in range(repeats)]
+                             ColdEvalConfig(seed=seed, priors=priors), train_times=times)
+               for seed in range(repeats)]
     draws = [rep["cold_vs_best_attribute"]["ratio"]["default"] for rep in reports]
+    # Rows by (slice, method): a draw whose choice reads recent engagements has one row more
+    # (the baseline ranked by them); such rows are medians of the draws that have them.
+    rows: dict = {}
+    for rep in reports:
+        for row in rep["results"]:
+            rows.setdefault((row["slice"], row["method"]), []).append(row)
     merged = reports[0]
     merged["cold_ratio_draws"] = draws
-    for r, row in enumerate(merged["results"]):
-        row["hr"] = float(np.median([rep["results"][r]["hr"] for rep in reports]))
+    order = {"cold": 0, "warm": 1, "tail": 2}
+    merged["results"] = sorted(
+        ({**same[0], "hr": float(np.median([x["hr"] for x in same])),
+          "method": same[0]["method"] + (f" [{len(same)} of {repeats} draws]"
+                                         if len(same) < repeats else "")}
+         for same in rows.values()), key=lambda row: order.get(row["slice"], 3))
     merged["speed"]["ratio"] = float(np.median([rep["speed"]["ratio"] for rep in reports]))
-    for b in merged["cold_vs_best_attribute"]["ratio"]:
-        ratios = [rep["cold_vs_best_attribute"]["ratio"][b] or 0 for rep in reports]
-        merged["cold_vs_best_attribute"]["ratio"][b] = round(float(np.median(ratios)), 3)
-    merged["cold_choices"] = [
-        f"{(rep['cold_choice'] or {}).get('scoring')} "
-        f"{(rep['cold_choice'] or {}).get('popularity', 0):g}" for rep in reports]
+    ratio_keys = dict.fromkeys(b for rep in reports for b in rep["cold_vs_best_attribute"]["ratio"])
+    merged["cold_vs_best_attribute"]["ratio"] = {
+        b: round(float(np.median([rep["cold_vs_best_attribute"]["ratio"][b] or 0
+                                  for rep in reports
+                                  if b in rep["cold_vs_best_attribute"]["ratio"]])), 3)
+        for b in ratio_keys}
+    merged["cold_choices"] = [_choice(rep["cold_choice"]) for rep in reports]
     if speed_runs:  # the speed of the table's row, measured alternately (see speed)
         merged["speed"] = speed(train, attrs, train_config, attribute_config, speed_runs)
     return merged

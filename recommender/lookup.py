@@ -272,6 +272,9 @@ class RelatedItems:
         cold = self.manifest.get("cold") or {}
         popularity = float(cold.get("popularity") or 0.0)
         scoring = str(cold.get("scoring") or "space")
+        counts = self._counts[: len(self._space)]
+        if cold.get("recency"):  # the model's recent engagements, as the index read them
+            counts = attrs.popularity(counts)
         if scoring.startswith("same:"):  # scored as cold rows at index time (index/cold.py)
             from recommender.core.attributes import SharedValues, cold_scores
 
@@ -280,16 +283,15 @@ class RelatedItems:
                 self._shared = SharedValues([by_id.get(i, []) for i in
                                              self._ids[: len(self._space)]],
                                             scoring[len("same:"):])
-            scores = cold_scores(query, scoring, popularity, self._counts[: len(self._space)],
-                                 self._space, shared=self._shared([tokens]))[0]
+            scores = cold_scores(query, scoring, popularity, counts, self._space,
+                                 shared=self._shared([tokens]))[0]
             popularity = 0.0  # already in
         elif self._attr_context is not None:  # as cold rows at index time (index/cold.py)
             scores = self._attr_context @ query[0].astype(np.float32)
         else:
             scores = self._space @ unit_rows(query.astype(np.float32))[0]
         if popularity:
-            scores += np.float32(popularity) * np.log1p(self._counts[: len(scores)]).astype(
-                np.float32)
+            scores += np.float32(popularity) * np.log1p(counts[: len(scores)]).astype(np.float32)
         for i in exclude:
             if self._rows.get(i, len(scores)) < len(scores):
                 scores[self._rows[i]] = -np.inf

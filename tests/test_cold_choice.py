@@ -11,12 +11,15 @@ from test_coldstart import CLUSTERS, PER, _cluster, _train_planted
 
 from recommender import RelatedItems
 from recommender.core.attributes import SharedValues, cold_scores
+from recommender.core.catalog import CatalogOptions, parse_attribute_specs, read_catalog
 from recommender.core.errors import ConfigError
 from recommender.index import IndexConfig, build_index
 from recommender.index.cold import ColdConfig
 from recommender.scorers import CooccurrenceConfig, cooccurrence, from_lists, write_index
 from recommender.scorers.cold import add_cold_rows
-from recommender.train import cold_choice
+from recommender.train import TrainConfig, cold_choice, train
+from recommender.train.attributes import AttributeConfig, CatalogAttributes
+from recommender.train.model import Model
 
 
 def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
@@ -25,11 +28,58 @@ def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
               (np.array([0, 4, 5, 0, 0, 1], np.int32), np.array([2, 4]))]
     pseudo = np.zeros(6, bool)
     pseudo[[0, 5]] = True
-    q, t, early = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
-                                               rng=np.random.default_rng(0), late=0.5)
-    # (0,4) and (5,0), (0,1); never (0,0) (same item) nor a pair across sessions (4,5).
-    assert list(zip(q.tolist(), t.tolist())) == [(0, 4), (5, 0), (0, 1)]
-    assert early.tolist() == [2, 1, 1, 1, 0, 0]  # engagements in the first two sessions only
+    v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
+                                     rng=np.random.default_rng(0), late=0.5)
+    # (5,0), (0,1); never (0,0) (same item), a pair across sessions (4,5), nor (0,4): item 4
+    # was first engaged in the late sessions (the test cannot return such items either).
+    assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(5, 0), (0, 1)]
+    assert v.early[0.0].tolist() == [2, 1, 1, 1, 0, 0]  # engagements in the first two sessions
+    # Without start times no recent engagements are counted, whatever the half-lives asked.
+    v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
+                                     rng=np.random.default_rng(0), late=0.5, half_lives=(0.5,))
+    assert list(v.early) == [0.0] and v.final == {}
+
+
+def test_validation_pairs_follow_start_times_and_count_recent_engagements():
+    # The same sessions, started at 30, 0, 10, 20 s: the late half is the first and the last.
+    chunks = [(np.array([0, 1, 2, 3, 0], np.int32), np.array([3, 2])),
+              (np.array([0, 4, 5, 0, 0, 1], np.int32), np.array([2, 4]))]
+    pseudo = np.zeros(6, bool)
+    pseudo[[0, 5]] = True
+    v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
+                                     rng=np.random.default_rng(0), late=0.5,
+                                     times=[30.0, 0.0, 10.0, 20.0], half_lives=(0.5,))
+    # (0,1) twice and (5,0) in the late sessions; item 1 was not engaged before them.
+    assert list(zip(v.queries.tolist(), v.targets.tolist())) == [(5, 0)]
+    assert v.early[0.0].tolist() == [2, 0, 0, 1, 1, 0]  # sessions at 0 s and 10 s
+    assert v.late.tolist() == [3, 2, 1, 0, 0, 1]
+    assert v.half_life == {0.5: 15.0}  # half the 30 s span
+    # Before the first late session (20 s): ages 20 s and 10 s.
+    a, b = 0.5 ** (20 / 15), 0.5 ** (10 / 15)
+    np.testing.assert_allclose(v.early[0.5], [a + b, 0, 0, a, b, 0])
+    # Over all sessions, from the latest (30 s): ages 0, 30, 20 and 10 s.
+    w0, w1, w2, w3 = 1.0, 0.25, 0.5 ** (20 / 15), 0.5 ** (10 / 15)
+    np.testing.assert_allclose(v.final[0.5], [w0 + w1 + w2 + 2 * w3, w0 + w3, w0, w1, w2, w3])
+
+
+def test_popularity_source_is_recent_only_where_it_predicts_the_late_sessions_better():
+    # Items 0-3 were engaged long ago, items 4-5 lately; the late sessions engage items 4-5.
+    early = {0.0: np.array([40.0, 40, 40, 40, 10, 10]),
+             0.1: np.array([1.0, 1, 1, 1, 9, 9])}
+    late = np.array([0.0, 0, 0, 0, 30, 30])
+    v = cold_choice.Validation(np.zeros(0, np.int64), np.zeros(0, np.int64), early, late,
+                               {0.1: early[0.1]}, {0.1: 5.0})
+    recency, record = cold_choice.popularity_source(v)
+    assert recency == 0.1 and record["tokens"] == 60
+    p0 = 0.9 * 10 / 180 + 0.1 / 6  # all-time: item 4's (and 5's) probability
+    p1 = 0.9 * 9 / 22 + 0.1 / 6
+    assert record["all_time"] == round(np.log(p0), 4)
+    assert record["recent 0.1"] == round(np.log(p1), 4)
+    # Late sessions like the old ones: all-time counts stay.
+    v = v._replace(late=np.array([10.0, 10, 10, 10, 3, 3]))
+    assert cold_choice.popularity_source(v)[0] == 0.0
+    # Without recent engagements to try there is nothing to decide.
+    assert cold_choice.popularity_source(v._replace(early={0.0: early[0.0]})) == (0.0, {})
 
 
 def test_hit_rates_break_ties_by_row_like_the_index():
@@ -103,8 +153,10 @@ def test_model_index_and_lookup_record_and_use_the_validated_choice(planted_mode
     choice = model.manifest["attributes_training"]["cold_scoring"]
     assert choice["chosen_by"] == "validation" and choice["validation"]["items"] == 9
     columns = [spec.name for spec in model.attributes.schema.specs]
+    # In-memory sessions without start times: all-time engagements only.
     assert set(choice["validation"]["hr"]) == {f"{s} {w:g}"
                                                for s, w in cold_choice.grid_for(columns)}
+    assert choice["recency"] == 0.0 and model.attributes.recent is None
     saved = json.loads((tmp / "model" / "attributes.json").read_text())["cold_scoring"]
     assert saved == choice
     m = build_index(tmp / "model", tmp_path / "auto", IndexConfig(k=5, progress=False,
@@ -261,3 +313,137 @@ def test_index_and_lookup_serve_same_scoring(planted_model, tmp_path):
         ColdConfig(scoring="same:brand", popularity=2.0)
     with pytest.raises(ConfigError, match="cold scoring"):
         ColdConfig(scoring="same:")
+
+
+# --- recent engagements: products that fade -----------------------------------------------------
+
+
+def _fading(tmp):
+    """3 brands of 30 items; every session stays in a brand. In the first two thirds of the log
+    the hits are x0-x9 (3 clicks of a session's 4), in the last third x10-x14 (2 clicks of 4),
+    so the old hits stay the most engaged over all time; x15-x28 fill the other clicks; x29 is
+    never seen (cold)."""
+    rng = np.random.default_rng(5)
+    sessions, times = [], []
+    for s in range(1200):
+        b = int(rng.integers(3))
+        hits, n_hits = (range(10), 3) if s < 800 else (range(10, 15), 2)
+        picked = ([f"b{b}x{x}" for x in rng.choice(list(hits), n_hits, replace=False)]
+                  + [f"b{b}x{x}" for x in rng.choice(range(15, 29), 4 - n_hits, replace=False)])
+        sessions.append([picked[i] for i in rng.permutation(4)])
+        times.append(60.0 * s)
+    path = tmp / "catalog.csv"
+    path.write_text("item_id,title,brand\n" + "".join(
+        f"b{b}x{x},Item {x},b{b}\n" for b in range(3) for x in range(30)))
+    specs = parse_attribute_specs("brand")
+    attrs = CatalogAttributes.from_catalog(read_catalog(path, CatalogOptions(attributes=specs)),
+                                           specs)
+    return sessions, times, attrs
+
+
+def test_recent_engagements_are_chosen_saved_and_used_by_index_and_lookup(tmp_path):
+    sessions, times, attrs = _fading(tmp_path)
+    config = TrainConfig(dim=8, window=3, epochs=3, seed=2, progress=False, workers=1)
+    model = train(sessions, config, output_dir=tmp_path / "model", session_times=times,
+                  attributes=(attrs, AttributeConfig(validation=0.3)))
+    choice = model.manifest["attributes_training"]["cold_scoring"]
+    assert choice["chosen_by"] == "validation" and choice["recency"] > 0
+    assert choice["half_life"] == pytest.approx(choice["recency"] * 60.0 * 1199)
+    # The old hits' all-time engagements beat the new hits', their recent ones do not.
+    row = {i: r for r, i in enumerate(model.item_ids)}
+    old = [row[f"b0x{x}"] for x in range(10)]
+    new = [row[f"b0x{x}"] for x in range(10, 15)]
+    assert model.counts[old].min() > model.counts[new].max()
+    assert model.attributes.recent[new].min() > model.attributes.recent[old].max()
+    loaded = Model.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.attributes.recent, model.attributes.recent)
+    # The index's cold rows and the attribute lookups rank the brand's items by their recent
+    # engagements (attribute vectors are the brand's alone): the new hits first.
+    m = build_index(tmp_path / "model", tmp_path / "index", IndexConfig(k=5, progress=False,
+                                                                         n_jobs=1))
+    assert m["cold"]["recency"] == choice["recency"] and "attribute_popularity.npy" in m["files"]
+    related = RelatedItems.load(tmp_path / "index")
+    for b in range(3):
+        found = [i for i, _ in related.related(f"b{b}x29", k=5)]
+        brand = [i for i in model.item_ids if i.startswith(f"b{b}x")]
+        assert found == sorted(brand, key=lambda i: -model.attributes.recent[row[i]])[:5]
+        assert sum(10 <= int(i.split("x")[1]) < 15 for i in found) >= 4
+        assert [i for i, _ in related.related_to_attributes({"brand": f"b{b}"}, 5)] == found
+    # Options instead of the choice read all-time engagements: the old hits come back.
+    m = build_index(tmp_path / "model", tmp_path / "options", IndexConfig(k=5, progress=False,
+                                                                           n_jobs=1),
+                    cold=ColdConfig(scoring="same:brand", popularity=1.0))
+    assert m["cold"]["recency"] == 0.0
+    found = [i for i, _ in RelatedItems.load(tmp_path / "options").related("b1x29", k=5)]
+    assert all(int(i.split("x")[1]) < 10 for i in found)
+
+
+def test_session_times_must_be_one_finite_number_per_session():
+    sessions = [["a", "b"], ["b", "c"]]
+    config = TrainConfig(dim=4, epochs=1, progress=False)
+    for bad, message in (([0.0], "one start time per session"), ([0.0, np.nan], "finite"),
+                         (["x", "y"], "numbers")):
+        with pytest.raises(ConfigError, match=message):
+            train(sessions, config, session_times=bad)
+
+
+def test_a_sessions_dir_gives_its_start_times_in_corpus_order(tmp_path):
+    import datetime as dt
+
+    from tests.factories import write_sessions_dir
+
+    sessions, times, attrs = _fading(tmp_path)
+    order = np.random.default_rng(0).permutation(len(sessions))  # shards not in time order
+    sessions = [sessions[i] for i in order]
+    times = [times[i] for i in order]
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    write_sessions_dir(tmp_path / "sessions", sessions, shards=3,
+                       starts=[t0 + dt.timedelta(seconds=t) for t in times])
+    config = TrainConfig(dim=8, window=3, epochs=2, seed=2, progress=False, workers=1)
+    options = (attrs, AttributeConfig(validation=0.3))
+    from_dir = train(tmp_path / "sessions", config, attributes=options)
+    in_memory = train(sessions, config, attributes=options, session_times=times)
+    choice = from_dir.manifest["attributes_training"]["cold_scoring"]
+    same = in_memory.manifest["attributes_training"]["cold_scoring"]
+    assert choice["recency"] > 0 and choice["recency"] == same["recency"]
+    assert choice["half_life"] == same["half_life"]
+    assert choice["validation"]["popularity_source"] == same["validation"]["popularity_source"]
+    # Each item's recent engagements (the two vocabularies may order equal counts differently).
+    recent = dict(zip(in_memory.item_ids, in_memory.attributes.recent))
+    np.testing.assert_allclose(from_dir.attributes.recent,
+                               [recent[i] for i in from_dir.item_ids], rtol=1e-12)
+
+
+def test_evaluate_cli_cold_start_reuses_the_models_settings_and_attributes(tmp_path, capsys):
+    import datetime as dt
+
+    from recommender.cli.main import main as cli
+    from recommender.evaluate.cold import evaluate_cold
+    from tests.factories import write_sessions_dir
+
+    sessions, times, attrs = _fading(tmp_path)
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    write_sessions_dir(tmp_path / "sessions", sessions, shards=2,
+                       starts=[t0 + dt.timedelta(seconds=t) for t in times])
+    config = TrainConfig(dim=8, window=3, epochs=2, seed=2, progress=False, workers=1)
+    options = AttributeConfig(validation=0.3)
+    train(tmp_path / "sessions", config, output_dir=tmp_path / "model",
+          attributes=(attrs, options))
+    assert cli(["evaluate", "--model", str(tmp_path / "model"), "--sessions",
+                str(tmp_path / "sessions"), "--cold-start", "--output",
+                str(tmp_path / "eval.json")]) == 0
+    assert "cold start: 20% of trained items held out entirely" in capsys.readouterr().out
+    got = json.loads((tmp_path / "eval.json").read_text())["cold_start"]
+    # The same as evaluate_cold on the time split (the latest 240 sessions are the test set).
+    want = evaluate_cold(sessions[:960], sessions[960:], attrs, config, options,
+                         train_times=times[:960])
+    np.testing.assert_equal(got["results"], want["results"])  # NaN (no tail query) included
+    assert got["cold_choice"] == want["cold_choice"]
+    # Nothing to reuse without a model trained with attributes.
+    assert cli(["evaluate", "--index", str(tmp_path / "model"), "--sessions",
+                str(tmp_path / "sessions"), "--cold-start"]) == 2
+    assert "--cold-start needs --model" in capsys.readouterr().err
+    train(tmp_path / "sessions", config, output_dir=tmp_path / "plain")
+    assert cli(["evaluate", "--model", str(tmp_path / "plain"), "--sessions",
+                str(tmp_path / "sessions"), "--cold-start"]) == 2
+    assert "has no catalogue attributes" in capsys.readouterr().err

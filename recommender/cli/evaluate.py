@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ease-max-items", type=int, default=10_000,
                    help="score the EASE baseline only up to this many items (default 10000: "
                    "its solve grows as items^3)")
+    p.add_argument("--cold-start", action="store_true",
+                   help="with --model trained with --catalog-attributes: also evaluate cold "
+                   "start as `pin2vec run` does -- hold out 20%% of the trained items entirely, "
+                   "train without and with attributes on the training sessions (the model's "
+                   "settings), and score the held-out items from their attributes beside "
+                   "most-popular and most-popular-within-the-same-value (report key "
+                   "'cold_start')")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--output", help="also write the JSON report to this file")
     return p
@@ -65,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("--k must be at least 1")
     ks = tuple(sorted({args.k, 20}))
     read_sessions_manifest(args.sessions)
+    if args.cold_start and not args.model:
+        raise ConfigError("--cold-start needs --model DIR: a model trained with --catalog and "
+                          "--catalog-attributes (its settings and attributes are reused)")
     window = parse_target(args.target)
     split = load_split(args.sessions, args.test_sessions, args.test_fraction, window)
     if args.index:
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     out["target"] = target_name(window)
     if leak:
         out["warning"] = leak
+    if args.cold_start:
+        out["cold_start"] = _cold_start(args, loaded)
     if args.output:
         write_json(args.output, out)
     if args.json:
@@ -107,4 +119,34 @@ def main(argv: list[str] | None = None) -> int:
         print(out["verdict"])
         for line in notes + ([leak] if leak else []):
             print(line)
+        if args.cold_start:
+            from recommender.evaluate.cold import format_table
+
+            print("\ncold start: 20% of trained items held out entirely, served from their "
+                  "attributes")
+            print(format_table(out["cold_start"]))
     return 0
+
+
+def _cold_start(args, model) -> dict:
+    """:func:`evaluate_cold` on the evaluation's sessions with ``model``'s settings and
+    catalogue attributes (the MODEL keeps every catalogue item's attribute values)."""
+    from dataclasses import fields
+
+    from recommender.evaluate.cold import cold_sessions, evaluate_cold
+    from recommender.train import TrainConfig
+    from recommender.train.attributes import AttributeConfig, CatalogAttributes
+
+    attrs = model.attributes
+    if attrs is None or attrs.item_ids is None:
+        raise ConfigError(f"{args.model} has no catalogue attributes: train it with --catalog "
+                          "and --catalog-attributes to evaluate cold start")
+    manifest = model.manifest
+    config = TrainConfig(**{**manifest["config"], "progress": False})
+    trained = manifest.get("attributes_training") or {}
+    attribute_config = AttributeConfig(**{f.name: trained[f.name]
+                                          for f in fields(AttributeConfig) if f.name in trained})
+    catalog = CatalogAttributes(attrs.schema, list(attrs.item_ids),
+                                [list(t) for t in attrs.item_tokens])
+    train, test, times = cold_sessions(args.sessions, args.test_sessions, args.test_fraction)
+    return evaluate_cold(train, test, catalog, config, attribute_config, train_times=times)

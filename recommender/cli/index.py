@@ -12,7 +12,7 @@ import logging
 
 from recommender.index.backends import BACKENDS
 from recommender.index.build import METRICS, IndexConfig, build_index
-from recommender.index.cold import ColdConfig
+from recommender.index.cold import ColdConfig, describe
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     if m.get("cold"):
         print(f"cold start: {m['counts']['warm']} warm and {m['counts']['cold']} cold items "
-              f"({m['counts']['attribute_values']} attribute values); cold items scored by "
-              f"{m['cold']['scoring']}, popularity {m['cold']['popularity']:g} "
-              f"({m['cold']['chosen_by']})")
+              f"({m['counts']['attribute_values']} attribute values); cold items: "
+              f"{describe(m['cold'])}")
     return 0

@@ -300,6 +300,7 @@ def _ship(out: Path, winner, model, args, beam_args) -> dict:
              "sessions_digest": file_digest(out / "train_sessions" / "manifest.json")}
     if model is not None and model.attributes is not None:
         # catalogue items no session engaged with get rows too (recommender/scorers/cold.py)
+        from recommender.index.cold import describe
         from recommender.scorers.cold import add_cold_rows
 
         table, cold = add_cold_rows(table, model.attributes, model.item_ids,
@@ -308,8 +309,7 @@ def _ship(out: Path, winner, model, args, beam_args) -> dict:
             extra["cold"] = cold
             extra["model_dir"] = str(out / "model")
             print(f"      + {cold['cold_catalogue']:,} cold catalogue items, related items from "
-                  f"their attributes ({cold['scoring']} scoring, popularity "
-                  f"{cold['popularity']:g}, {cold['chosen_by']})", flush=True)
+                  f"their attributes ({describe(cold)})", flush=True)
     if model is not None and winner.needs_vectors:
         extra["model_dir"] = str(out / "model")
     return write_index(table, out / "index", overwrite=True, extra=extra)
@@ -354,13 +354,11 @@ def _test_table(out: Path, selection, model, args, window: int = 1):
 
 def _cold_start(out: Path, config, attributes) -> None:
     """Hold out 20% of the trained items entirely and score them from their attributes."""
-    from recommender.core.sessions import iter_sessions
-    from recommender.evaluate.cold import evaluate_cold, format_table
+    from recommender.evaluate.cold import cold_sessions, evaluate_cold, format_table
 
     print("\ncold start: 20% of trained items held out entirely, served from their attributes")
-    cold = evaluate_cold(list(iter_sessions(out / "train_sessions")),
-                         list(iter_sessions(out / "test_sessions")),
-                         attributes[0], config, attributes[1])
+    train, test, times = cold_sessions(out / "train_sessions", out / "test_sessions")
+    cold = evaluate_cold(train, test, attributes[0], config, attributes[1], train_times=times)
     write_json(out / "cold_start.json", cold)
     print(format_table(cold))
 

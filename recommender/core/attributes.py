@@ -8,6 +8,10 @@ Files (all written atomically; ``attributes.json`` last, so its presence marks a
   items carrying it), in row order of the vectors;
 * ``item_attributes.parquet`` (MODEL only): ``item_id``, ``tokens`` list<string> for every
   catalogue item, warm or not -- what the index builds cold items' vectors from;
+* ``attribute_popularity.npy`` float64 [trained items] (only when the validated cold scoring
+  uses recent engagements, ``cold_scoring.recency > 0``): each trained item's recent engagements
+  in the MODEL's row order, what cold scoring's popularity term reads instead of the counts
+  (:mod:`recommender.train.cold_choice`);
 * ``attributes.json``: ``format_version``, ``kind: "attributes"``, the schema (columns, kinds,
   numeric bucket edges, separator), the training mode and counts.
 
@@ -39,7 +43,8 @@ class AttributeVectors:
 
     def __init__(self, schema: AttributeSchema, tokens: list[str], items: np.ndarray,
                  vectors: np.ndarray, info: dict | None = None,
-                 item_ids: list[str] | None = None, item_tokens: list[list[str]] | None = None):
+                 item_ids: list[str] | None = None, item_tokens: list[list[str]] | None = None,
+                 recent: np.ndarray | None = None):
         self.schema = schema
         self.tokens = list(tokens)
         self.items = np.asarray(items, dtype=np.int64)
@@ -48,6 +53,7 @@ class AttributeVectors:
         self.item_ids = item_ids  # the catalogue (MODEL only)
         self.item_tokens = item_tokens
         self.row = {t: i for i, t in enumerate(self.tokens)}
+        self.recent = recent  # float64 [trained items]: recent engagements (see the module)
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -83,6 +89,17 @@ class AttributeVectors:
         return [t for t in tokens if t in self.row], unknown + [t for t in tokens
                                                                if t not in self.row]
 
+    def popularity(self, counts: np.ndarray) -> np.ndarray:
+        """What cold scoring's popularity term reads for candidates whose first rows are the
+        MODEL's items (in its row order) and the rest cold (no engagements): the recent
+        engagements when the validated choice uses them, else ``counts``."""
+        if self.recent is None:
+            return np.asarray(counts)
+        out = np.zeros(len(counts), np.float64)
+        m = min(len(counts), len(self.recent))
+        out[:m] = self.recent[:m]
+        return out
+
     # --- files ----------------------------------------------------------------------------------
 
     def write(self, directory, with_items: bool = True) -> list[str]:
@@ -95,6 +112,10 @@ class AttributeVectors:
             "column": pa.array([column_of(t) for t in self.tokens], pa.string()),
             "items": pa.array(self.items, pa.int64())}))
         names = list(FILES)
+        if self.recent is not None:
+            save_npy(directory / "attribute_popularity.npy",
+                     np.ascontiguousarray(self.recent, dtype=np.float64))
+            names.append("attribute_popularity.npy")
         if with_items and self.item_ids is not None:
             write_parquet(directory / "item_attributes.parquet", pa.table({
                 "item_id": pa.array(self.item_ids, pa.string()),
@@ -127,6 +148,9 @@ class AttributeVectors:
                                   columns=["item_id", "tokens"])
                 ids = t.column("item_id").to_pylist()
                 tokens = [x or [] for x in t.column("tokens").to_pylist()]
+            recent = None
+            if float((meta.get("cold_scoring") or {}).get("recency") or 0) > 0:
+                recent = np.load(directory / "attribute_popularity.npy", allow_pickle=False)
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as e:
             raise ArtifactError(f"cannot read attribute vectors in {directory}: {e}") from None
         if (vectors.dtype != np.float32 or vectors.ndim != 2
@@ -134,10 +158,16 @@ class AttributeVectors:
             raise ArtifactError(
                 f"{directory / 'attribute_vectors.npy'} is {vectors.dtype}{list(vectors.shape)}; "
                 f"expected finite float32 [{values.num_rows}, d]; retrain the model")
+        if recent is not None and (recent.dtype != np.float64 or recent.ndim != 1
+                                   or not np.isfinite(recent).all() or (recent < 0).any()):
+            raise ArtifactError(
+                f"{directory / 'attribute_popularity.npy'} is {recent.dtype}{list(recent.shape)}"
+                "; expected finite float64 [items] >= 0; retrain the model")
         info = {k: v for k, v in meta.items()
                 if k not in ("format_version", "kind", "schema", "values", "dim")}
         return cls(schema, values.column("token").to_pylist(),
-                   values.column("items").to_numpy(), np.asarray(vectors), info, ids, tokens)
+                   values.column("items").to_numpy(), np.asarray(vectors), info, ids, tokens,
+                   recent)
 
 
 # --- scoring cold queries -----------------------------------------------------------------------

@@ -122,9 +122,12 @@ class _PopularSame:
 def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequence[Sequence[str]],
                   attributes: CatalogAttributes, train_config: TrainConfig = TrainConfig(),
                   attribute_config: AttributeConfig = AttributeConfig(),
-                  config: ColdEvalConfig = ColdEvalConfig()) -> dict:
+                  config: ColdEvalConfig = ColdEvalConfig(), train_times=None) -> dict:
     """Train without and with attributes on ``train_sessions`` minus the held-out items and score
-    the test pairs; returns ``{"results": [...], "speed": ..., "counts": ...}``."""
+    the test pairs; returns ``{"results": [...], "speed": ..., "counts": ...}``.
+    ``train_times``: each training session's start (seconds), which the cold scoring's
+    validation uses (:mod:`recommender.train.cold_choice`); without them the sessions are taken
+    to be in time order and recent engagements are not tried."""
     by_id = {i: t for i, t in zip(attributes.item_ids, attributes.item_tokens) if t}
     seen = sorted({i for s in train_sessions for i in s})
     eligible = [i for i in seen if i in by_id]
@@ -136,7 +139,8 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
     t0 = time.perf_counter()
     plain = train(kept, train_config)
     t1 = time.perf_counter()
-    with_attrs = train(kept, train_config, attributes=(attributes, attribute_config))
+    with_attrs = train(kept, train_config, attributes=(attributes, attribute_config),
+                       session_times=train_times)
     t2 = time.perf_counter()
     ids, counts = plain.item_ids, plain.counts
     row = {i: r for r, i in enumerate(ids)}
@@ -173,21 +177,25 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
     own, own_has = attrs.compose([by_id.get(i, []) for i in ids])
     space = np.where(own_has[:, None], own, item_vecs)
     choice = attrs.info.get("cold_scoring") or {"scoring": "space", "popularity": 0.0}
-    settings = {"default": (choice["scoring"], float(choice["popularity"]))}
-    settings.update({f"{sc} {b:g}": (sc, b) for sc, b in config.alternatives})
+    recent = bool(choice.get("recency"))  # the choice reads recent engagements
+    settings = {"default": (choice["scoring"], float(choice["popularity"]), recent)}
+    settings.update({f"{sc} {b:g}": (sc, b, False) for sc, b in config.alternatives})
     # The baseline's own column through cold_scores: weight 1 reproduces the baseline exactly.
     best = max(columns, key=lambda c: same_hits[c][cold].mean() if cold.any() else 0)
-    settings.update({f"{SAME}{best} {b:g}": (f"{SAME}{best}", b) for b in (1.0, 0.1)})
+    settings.update({f"{SAME}{best} {b:g}": (f"{SAME}{best}", b, False) for b in (1.0, 0.1)})
+    if recent:  # the baseline ranked by the same recent engagements the choice reads
+        settings[f"{SAME}{best} 1 recent"] = (f"{SAME}{best}", 1.0, True)
     cold_hits = {key: np.zeros(len(pairs), bool) for key in settings}
     if len(cold_idx):
         qv, has = attrs.compose([by_id.get(q_ids[i], []) for i in cold_idx])
         context = np.asarray(with_attrs.context_vectors)
         q_tokens = [by_id.get(q_ids[i], []) for i in cold_idx]
         cand_tokens = [by_id.get(i, []) for i in ids]
-        for key, (scoring, b) in settings.items():
+        for key, (scoring, b, rec) in settings.items():
             shared = (SharedValues(cand_tokens, scoring[len(SAME):])(q_tokens)
                       if scoring.startswith(SAME) else None)
-            scores = cold_scores(qv, scoring, b, counts, space, context, shared)
+            scores = cold_scores(qv, scoring, b, attrs.popularity(counts) if rec else counts,
+                                 space, context, shared)
             top = top_k_rows(scores, k)  # ties to the lower row, as the index
             cold_hits[key][cold_idx] = _hits(top, targets[cold_idx]) & has
     # Warm queries: learned vectors without attributes, and with them (plus tail blending).
@@ -241,6 +249,37 @@ def evaluate_cold(train_sessions: Sequence[Sequence[str]], test_sessions: Sequen
                    "alternatives": [list(a) for a in config.alternatives],
                    "attributes": attribute_config.__dict__},
     }
+
+
+def cold_sessions(sessions_dir, test_sessions_dir=None, test_fraction: float = 0.2
+                  ) -> tuple[list[list[str]], list[list[str]], np.ndarray]:
+    """(training sessions, test sessions, the training sessions' starts in seconds) for
+    :func:`evaluate_cold` from SESSIONS dirs: ``sessions_dir`` is the training set when
+    ``test_sessions_dir`` is given, else it is split by time as ``pin2vec evaluate`` splits it
+    (the latest ``test_fraction`` of sessions are the test set)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from recommender.core.sessions import iter_session_batches, read_sessions_table
+    from recommender.evaluate.splits import _is_test, split_cutoff
+
+    def seconds(column) -> np.ndarray:
+        us = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        return us.to_numpy(zero_copy_only=False) / 1e6
+
+    if test_sessions_dir is not None:
+        train = read_sessions_table(sessions_dir, ("start", "items"))
+        test = read_sessions_table(test_sessions_dir, ("items",))
+        return (train.column("items").to_pylist(), test.column("items").to_pylist(),
+                seconds(train.column("start")))
+    cutoff = split_cutoff(sessions_dir, test_fraction)
+    train, test, starts = [], [], []
+    for batch in iter_session_batches(sessions_dir, ("session_id", "start", "items"), 262_144):
+        is_test = pa.array(_is_test(batch, cutoff))
+        train += batch.column("items").filter(pc.invert(is_test)).to_pylist()
+        test += batch.column("items").filter(is_test).to_pylist()
+        starts.append(seconds(batch.column("start").filter(pc.invert(is_test))))
+    return train, test, np.concatenate(starts) if starts else np.zeros(0)
 
 
 def format_table(report: dict) -> str:

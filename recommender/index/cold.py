@@ -44,7 +44,7 @@ from recommender.core.attributes import (
     cold_scores,
     valid_scoring,
 )
-from recommender.core.errors import ConfigError
+from recommender.core.errors import ArtifactError, ConfigError
 from recommender.core.vectors import top_k_rows, unit_rows
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ class ColdConfig:
     # How cold rows find related items (recommender.core.attributes.cold_scores): "space"
     # (cosine of attribute vectors) or "context" (attribute vector · context vectors), plus
     # popularity * log(1 + engagements). "auto" / None: the model's choice, made by validation
-    # on pseudo-cold items when it was trained (recommender/train/cold_choice.py).
+    # on pseudo-cold items when it was trained (recommender/train/cold_choice.py), with the
+    # recent engagements it chose if any; set either and all-time engagements are read.
     popularity: float | None = None
     scoring: str = "auto"
     prior_max_count: int = 2  # see prior
@@ -106,21 +107,31 @@ class ColdRows:
     scoring: str = "space"  # how cold rows are matched (ColdConfig.scoring, resolved)
     popularity: float = 0.0
     chosen_by: str = "default"
+    recency: float = 0.0  # > 0: the popularity term reads the model's recent engagements
     context: np.ndarray | None = None  # float32 [model_rows, d] with scoring "context"
 
+    def popularity_counts(self, n: int) -> np.ndarray:
+        """The engagements cold scoring reads for the first ``n`` rows."""
+        counts = self.counts.to_numpy(zero_copy_only=False)[:n]
+        return self.attributes.popularity(counts) if self.recency else counts
 
-def resolve(config: ColdConfig, attrs: AttributeVectors) -> tuple[str, float, str]:
-    """(scoring, popularity, how they were chosen): flags win, then the model's validated
-    choice (``attributes.json`` ``cold_scoring``), then cosine without popularity."""
+
+def resolve(config: ColdConfig, attrs: AttributeVectors) -> tuple[str, float, str, float]:
+    """(scoring, popularity, how they were chosen, recency): flags win (with all-time
+    engagements, recency 0), then the model's validated choice (``attributes.json``
+    ``cold_scoring``), then cosine without popularity."""
     chosen = attrs.info.get("cold_scoring") or {}
     scoring = config.scoring if config.scoring != "auto" else chosen.get("scoring", "space")
     popularity = (config.popularity if config.popularity is not None
                   else float(chosen.get("popularity", 0.0)))
+    recency = 0.0
     if config.scoring == "auto" and config.popularity is None:
         how = chosen.get("chosen_by", "default (model without a choice)")
+        if attrs.recent is not None:
+            recency = float(chosen.get("recency") or 0.0)
     else:
         how = "options"
-    return scoring, popularity, how
+    return scoring, popularity, how, recency
 
 
 def blend_mask(counts: np.ndarray, max_count: int) -> np.ndarray:
@@ -148,6 +159,9 @@ def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.n
     attrs = AttributeVectors.load(model_dir)
     if attrs.item_ids is None:
         return None
+    if attrs.recent is not None and len(attrs.recent) != len(ids):
+        raise ArtifactError(f"{model_dir}: attribute_popularity.npy has {len(attrs.recent)} rows "
+                            f"for {len(ids)} items; re-run pin2vec train")
     if config.cold_candidates and scoring != "similar":
         raise ConfigError("--cold-candidates needs --scoring similar: cold items have no "
                           "context vectors to be scored as complementary candidates")
@@ -189,10 +203,26 @@ def extend_rows(model_dir: Path, ids: list[str], counts: pa.Array, vectors: np.n
                     ctx)
 
 
+def half_life(attrs: AttributeVectors, recency: float) -> float | None:
+    """The half-life (seconds) of the recent engagements the model chose, if ``recency``."""
+    return (attrs.info.get("cold_scoring") or {}).get("half_life") if recency else None
+
+
+def describe(cold: dict) -> str:
+    """``"same:category scoring, popularity 0.3 of recent engagements (half-life 9.7 days),
+    validation"``: a manifest's ``cold`` entry in words."""
+    text = f"{cold['scoring']} scoring, popularity {cold['popularity']:g}"
+    if cold.get("recency"):
+        days = (cold.get("half_life") or 0) / 86400
+        text += f" of recent engagements (half-life {days:.3g} days)"
+    return f"{text}, {cold['chosen_by']}"
+
+
 def cold_manifest(config: ColdConfig, rows: ColdRows) -> dict:
     """The INDEX manifest's ``cold`` entry: the options, with the scoring actually used."""
     return {**asdict(config), "scoring": rows.scoring, "popularity": rows.popularity,
-            "chosen_by": rows.chosen_by}
+            "chosen_by": rows.chosen_by, "recency": rows.recency,
+            "half_life": half_life(rows.attributes, rows.recency)}
 
 
 def cold_table(rows: ColdRows, k: int, block: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +232,7 @@ def cold_table(rows: ColdRows, k: int, block: int = 1024) -> tuple[np.ndarray, n
     have no context vectors)."""
     n_model, n = rows.model_rows, len(rows.ids)
     n_cand = n_model if rows.scoring == "context" else rows.candidates
-    counts = rows.counts.to_numpy(zero_copy_only=False)[:n_cand]
+    counts = rows.popularity_counts(n_cand)
     shared = None
     if rows.scoring.startswith(SAME):
         by_id = dict(zip(rows.attributes.item_ids, rows.attributes.item_tokens))

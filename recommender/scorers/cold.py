@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from recommender.core.attributes import SAME, AttributeVectors, SharedValues, cold_scores
-from recommender.index.cold import ColdConfig, resolve, scored_top_k
+from recommender.index.cold import ColdConfig, half_life, resolve, scored_top_k
 from recommender.scorers.table import ScoredTable
 
 
@@ -37,7 +37,7 @@ def add_cold_rows(table: ScoredTable, attrs: AttributeVectors, model_ids, vector
     cold_vecs = cold_vecs[cold_has]
     if not cold_ids:
         return table, None
-    scoring, popularity, how = resolve(cold, attrs)
+    scoring, popularity, how, recency = resolve(cold, attrs)
     # Candidates: the table's items the model has vectors for, in table row order.
     model_row = {i: r for r, i in enumerate(model_ids)}
     cand = np.array([r for r, i in enumerate(ids) if i in model_row], np.int64)
@@ -45,7 +45,8 @@ def add_cold_rows(table: ScoredTable, attrs: AttributeVectors, model_ids, vector
     own, has = attrs.compose([by_id.get(ids[r], []) for r in cand])
     space = np.where(has[:, None], own, np.asarray(vectors)[src]) if len(cand) else own
     ctx = np.asarray(context)[src]
-    counts = np.asarray(table.counts)[cand]
+    # The engagements the popularity term reads: the model's recent ones if it chose them.
+    counts = attrs.recent[src] if recency else np.asarray(table.counts)[cand]
     shared = (SharedValues([by_id.get(ids[r], []) for r in cand], scoring[len(SAME):])
               if scoring.startswith(SAME) else None)
 
@@ -63,5 +64,6 @@ def add_cold_rows(table: ScoredTable, attrs: AttributeVectors, model_ids, vector
         neighbors=np.concatenate([table.neighbors.astype(np.int32), nbrs]),
         scores=np.concatenate([table.scores.astype(np.float32), out]))
     return extended, {"scoring": scoring, "popularity": popularity, "chosen_by": how,
+                      "recency": recency, "half_life": half_life(attrs, recency),
                       "cold_catalogue": len(cold_ids), "warm": len(ids),
                       "candidates": int(len(cand))}

@@ -240,6 +240,7 @@ class AttributeTrainer:
                                                                   replace=False)
             self.pseudo[pick] = True
         self.cold_choice: dict | None = None
+        self.recent: np.ndarray | None = None  # recent engagements, if the choice uses them
         # Examples of pseudo-cold items and of items without a known value train nothing.
         self.item_mask = ((self.lens > 0) & ~self.pseudo).astype(np.float32)
         # Each token's share of the input examples (items weighted by their engagements), for
@@ -414,25 +415,35 @@ class AttributeTrainer:
         return vecs, self.lens > 0
 
     def choose_cold(self, chunks, sessions: int, w_in: np.ndarray, w_out: np.ndarray,
-                    k: int = 10) -> dict:
+                    k: int = 10, times=None) -> dict:
         """Choose the cold scoring on the pseudo-cold items' next-item pairs (see
-        :mod:`recommender.train.cold_choice`); kept in :attr:`cold_choice`."""
+        :mod:`recommender.train.cold_choice`); kept in :attr:`cold_choice`. ``times``: each
+        session's start in corpus order (None: corpus order is time order, no recency); a
+        choice with recent engagements keeps them in :attr:`recent`."""
         from recommender.train import cold_choice
 
         own, has = self.composed()
+        self.recent = None
         if not self.pseudo.any():
             self.cold_choice = {**cold_choice.DEFAULT,
                                 "chosen_by": "default (no validation items)"}
             return self.cold_choice
         limit = max(int(cold_choice.MAX_SCORES // max(len(own), 1)), cold_choice.MIN_PAIRS)
         rng = np.random.default_rng([self.seed, 32452843])
-        q, t, early = cold_choice.validation_pairs(chunks, self.pseudo, sessions,
-                                                   min(limit, 5000), rng)
+        v = cold_choice.validation_pairs(chunks, self.pseudo, sessions, min(limit, 5000), rng,
+                                         times=times, half_lives=cold_choice.HALF_LIVES)
+        recency, evidence = cold_choice.popularity_source(v)
         space = np.where(has[:, None], own, w_in)
         columns = [spec.name for spec in self.attributes.schema.specs]
-        choice = cold_choice.choose(own[q], q, t, early, space, w_out, k,
-                                    self.item_token_lists, columns)
+        choice = cold_choice.choose(own[v.queries], v.queries, v.targets, v.early[recency],
+                                    space, w_out, k, self.item_token_lists, columns,
+                                    candidates=v.early[0.0] > 0)
         choice["validation"]["items"] = int(self.pseudo.sum())
+        if evidence:
+            choice["validation"]["popularity_source"] = evidence
+        if recency and choice["popularity"] > 0:  # a weight 0 reads no engagements
+            choice["recency"], choice["half_life"] = recency, v.half_life[recency]
+            self.recent = v.final[recency]
         self.cold_choice = choice
         return choice
 
@@ -467,7 +478,7 @@ class AttributeTrainer:
         return AttributeVectors(
             self.attributes.schema, self.tokens, self.counts, self.vectors[:-1].copy(), info,
             self.attributes.item_ids if catalogue else None,
-            self.attributes.item_tokens if catalogue else None)
+            self.attributes.item_tokens if catalogue else None, self.recent)
 
 
 

@@ -177,6 +177,21 @@ class Corpus:
             tokens = tokens[valid]
         return tokens, np.asarray(lengths, dtype=np.int64)
 
+    def session_times(self) -> np.ndarray | None:
+        """Each session's start in seconds (float64, corpus order) from a SESSIONS dir's
+        ``start`` column; None for in-memory sessions or when a start is missing."""
+        if self.directory is None:
+            return None
+        parts = []
+        for batch in iter_session_batches(self.directory, ("start",), CHUNK_SESSIONS):
+            col = batch.column(0)
+            if col.null_count:
+                return None
+            us = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            parts.append(us.to_numpy(zero_copy_only=False) / 1e6)
+        times = np.concatenate(parts) if parts else np.zeros(0)
+        return times if len(times) == self.sessions else None
+
     def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(tokens int32, session lengths int64)`` per chunk, in corpus order."""
         if self._chunks is not None:

@@ -188,6 +188,10 @@ class Model:
                                     "expected a list of file names; re-run pin2vec train")
             verify_files(directory, manifest, names, digests=verify)  # checksummed like the rest
             model.attributes = AttributeVectors.load(directory)
+            recent = model.attributes.recent
+            if recent is not None and len(recent) != len(ids):
+                raise ArtifactError(f"{directory}: attribute_popularity.npy has {len(recent)} "
+                                    f"rows for {len(ids)} items; re-run pin2vec train")
         return model
 
 

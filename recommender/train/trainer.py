@@ -164,7 +164,7 @@ Callback = Callable[[int, float, Model], None]
 
 def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callback] = (),
           output_dir=None, resume: bool = False, overwrite: bool = False,
-          export_word2vec: bool = False, attributes=None) -> Model:
+          export_word2vec: bool = False, attributes=None, session_times=None) -> Model:
     """Train item vectors on sessions.
 
     Parameters
@@ -187,6 +187,10 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         Also write ``vectors.txt`` into ``output_dir``.
     attributes : (CatalogAttributes, AttributeConfig), optional
         Also learn attribute-value vectors (cold start; :mod:`recommender.train.attributes`).
+    session_times : sequence of float, optional
+        Each in-memory session's start (seconds, any origin), for choosing how cold items are
+        scored: validation on the latest sessions and recent engagements
+        (:mod:`recommender.train.cold_choice`). A SESSIONS directory's ``start`` is read instead.
 
     Returns
     -------
@@ -200,6 +204,8 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     t0 = time.perf_counter()
     corpus = Corpus(source, config.min_count)
     vocab = corpus.vocab
+    if session_times is not None:
+        session_times = _session_times(session_times, corpus.sessions)
     source_digest = file_digest(corpus.directory / "manifest.json") if corpus.directory else None
     log.info("vocabulary: %d items, %d tokens in %d sessions (%.1fs)", len(vocab),
              corpus.raw_tokens, corpus.sessions, time.perf_counter() - t0)
@@ -322,16 +328,32 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     if advice:
         log.warning("%s", advice)
     if side is not None:  # how cold items are matched, chosen on pseudo-cold items
-        choice = side.choose_cold(corpus.chunks(), corpus.sessions, w_in, w_out)
+        times = corpus.session_times() if session_times is None else session_times
+        choice = side.choose_cold(corpus.chunks(), corpus.sessions, w_in, w_out, times=times)
         manifest["attributes_training"]["cold_scoring"] = choice
-        log.info("cold items: %s scoring, popularity %g (%s)", choice["scoring"],
-                 choice["popularity"], choice["chosen_by"])
+        log.info("cold items: %s scoring, popularity %g%s (%s)", choice["scoring"],
+                 choice["popularity"], f" of recent engagements (half-life {choice['half_life']:g}"
+                 " s)" if choice.get("recency") else "", choice["chosen_by"])
     model.attributes = side.result() if side is not None else None
     if out is not None:
         model._write(out, export_word2vec)
         shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
         model.manifest = read_manifest(out, "model")
     return model
+
+
+def _session_times(times, sessions: int) -> np.ndarray:
+    """``times`` as float64 [sessions], or a ConfigError saying what is wrong with them."""
+    try:
+        out = np.asarray(times, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError("session_times must be numbers (seconds), one per session") from None
+    if out.shape != (sessions,):
+        raise ConfigError(f"session_times has shape {list(out.shape)}; expected one start time "
+                          f"per session ({sessions})")
+    if not np.isfinite(out).all():
+        raise ConfigError("session_times must be finite")
+    return out
 
 
 def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0,
