@@ -22,12 +22,19 @@ from recommender.train.attributes import AttributeConfig, CatalogAttributes
 from recommender.train.model import Model
 
 
-def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
-    # Sessions (corpus order): [0 1 2] [3 0] | late: [0 4] [5 0 0 1]; items 0 and 5 pseudo-cold.
+def _four_sessions():
+    """Chunks of the sessions [0 1 2] [3 0] [0 4] [5 0 0 1] (corpus order); items 0 and 5
+    pseudo-cold."""
     chunks = [(np.array([0, 1, 2, 3, 0], np.int32), np.array([3, 2])),
               (np.array([0, 4, 5, 0, 0, 1], np.int32), np.array([2, 4]))]
     pseudo = np.zeros(6, bool)
     pseudo[[0, 5]] = True
+    return chunks, pseudo
+
+
+def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
+    # In corpus order the late half is [0 4] [5 0 0 1].
+    chunks, pseudo = _four_sessions()
     v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
                                      rng=np.random.default_rng(0), late=0.5)
     # (5,0), (0,1); never (0,0) (same item), a pair across sessions (4,5), nor (0,4): item 4
@@ -42,10 +49,7 @@ def test_validation_pairs_stay_in_late_sessions_and_count_the_earlier_ones():
 
 def test_validation_pairs_follow_start_times_and_count_recent_engagements():
     # The same sessions, started at 30, 0, 10, 20 s: the late half is the first and the last.
-    chunks = [(np.array([0, 1, 2, 3, 0], np.int32), np.array([3, 2])),
-              (np.array([0, 4, 5, 0, 0, 1], np.int32), np.array([2, 4]))]
-    pseudo = np.zeros(6, bool)
-    pseudo[[0, 5]] = True
+    chunks, pseudo = _four_sessions()
     v = cold_choice.validation_pairs(chunks, pseudo, sessions=4, limit=100,
                                      rng=np.random.default_rng(0), late=0.5,
                                      times=[30.0, 0.0, 10.0, 20.0], half_lives=(0.5,))

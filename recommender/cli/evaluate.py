@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from recommender.core.artifacts import read_manifest, write_json
 from recommender.core.errors import ConfigError
@@ -94,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
         loaded = Model.load(args.model)
         model_manifest = loaded.manifest
+        if args.cold_start and (loaded.attributes is None or loaded.attributes.item_ids is None):
+            raise ConfigError(f"{args.model} has no catalogue attributes: train it with "
+                              "--catalog and --catalog-attributes to evaluate cold start")
         scoring = args.scoring or "similar"
         cand = Candidate(f"pin2vec ({scoring})", "embedding", "embedding", {"scoring": scoring})
         shipped = candidate_scores([cand], split, ItemVectors.from_model(loaded), ks)[0][0]
@@ -137,16 +141,17 @@ def _cold_start(args, model) -> dict:
     from recommender.train import TrainConfig
     from recommender.train.attributes import AttributeConfig, CatalogAttributes
 
-    attrs = model.attributes
-    if attrs is None or attrs.item_ids is None:
-        raise ConfigError(f"{args.model} has no catalogue attributes: train it with --catalog "
-                          "and --catalog-attributes to evaluate cold start")
-    manifest = model.manifest
-    config = TrainConfig(**{**manifest["config"], "progress": False})
-    trained = manifest.get("attributes_training") or {}
-    attribute_config = AttributeConfig(**{f.name: trained[f.name]
-                                          for f in fields(AttributeConfig) if f.name in trained})
+    def known(cls, values: dict) -> dict:  # the settings this version knows
+        return {f.name: values[f.name] for f in fields(cls) if f.name in values}
+
+    attrs, manifest = model.attributes, model.manifest
+    config = TrainConfig(**{**known(TrainConfig, manifest.get("config") or {}),
+                            "progress": False})
+    attribute_config = AttributeConfig(**known(AttributeConfig,
+                                               manifest.get("attributes_training") or {}))
     catalog = CatalogAttributes(attrs.schema, list(attrs.item_ids),
                                 [list(t) for t in attrs.item_tokens])
     train, test, times = cold_sessions(args.sessions, args.test_sessions, args.test_fraction)
+    print(f"cold start: training twice (without and with attributes) on {len(train):,} "
+          "sessions ...", file=sys.stderr, flush=True)
     return evaluate_cold(train, test, catalog, config, attribute_config, train_times=times)
