@@ -13,6 +13,7 @@ from recommender import RelatedItems
 from recommender.core.attributes import SharedValues, cold_scores
 from recommender.core.catalog import CatalogOptions, parse_attribute_specs, read_catalog
 from recommender.core.errors import ConfigError
+from recommender.core.vectors import top_k_rows
 from recommender.index import IndexConfig, build_index
 from recommender.index.cold import ColdConfig
 from recommender.scorers import CooccurrenceConfig, cooccurrence, from_lists, write_index
@@ -451,3 +452,31 @@ def test_evaluate_cli_cold_start_reuses_the_models_settings_and_attributes(tmp_p
     assert cli(["evaluate", "--model", str(tmp_path / "plain"), "--sessions",
                 str(tmp_path / "sessions"), "--cold-start"]) == 2
     assert "has no catalogue attributes" in capsys.readouterr().err
+
+
+def test_pair_hits_equal_ranking_each_setting_with_cold_scores_itself():
+    # pair_hits shares one cosine per block across settings and masks non-candidates once per
+    # scoring; the hits must be those of scoring every setting from scratch, as the index does.
+    rng = np.random.default_rng(7)
+    n, d = 60, 6
+    space = rng.standard_normal((n, d)).astype(np.float32)
+    context = rng.standard_normal((n, d)).astype(np.float32)
+    counts = rng.integers(0, 20, n).astype(np.float64)
+    tokens = [[f"brand=b{rng.integers(4)}", f"tags=t{rng.integers(3)}"] for _ in range(n)]
+    candidates = rng.random(n) < 0.8
+    q_rows = rng.choice(n, 50)
+    targets = np.flatnonzero(candidates)[rng.integers(0, candidates.sum(), 50)]
+    queries = (space[q_rows] + 0.5 * rng.standard_normal((50, d))).astype(np.float32)
+    grid = cold_choice.grid_for(["brand", "tags"])
+    shared = {c: SharedValues(tokens, c) for c in ("brand", "tags")}
+    q_tokens = [tokens[r] for r in q_rows]
+    got = cold_choice.pair_hits(queries, q_rows, targets, counts, space, context, k=5,
+                                grid=grid, block=16, query_tokens=q_tokens, shared=shared,
+                                candidates=candidates)
+    for g, (scoring, weight) in enumerate(grid):
+        mask = shared[scoring[5:]](q_tokens) if scoring.startswith("same:") else None
+        sc = cold_scores(queries, scoring, weight, counts, space, context, mask)
+        sc[:, ~candidates] = -np.inf
+        sc[np.arange(50), q_rows] = -np.inf
+        top = top_k_rows(sc, 5)
+        np.testing.assert_array_equal(got[:, g], (top == targets[:, None]).any(axis=1))

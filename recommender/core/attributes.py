@@ -207,9 +207,18 @@ class SharedValues:
         return out
 
 
+def query_cosine(queries: np.ndarray, space: np.ndarray) -> np.ndarray:
+    """float32 [n, candidates]: cosine of each query with each candidate's ``space`` vector."""
+    from recommender.core.vectors import unit_rows
+
+    return (unit_rows(np.asarray(queries, np.float32))
+            @ unit_rows(np.asarray(space, np.float32)).T)
+
+
 def cold_scores(queries: np.ndarray, scoring: str, popularity: float, counts: np.ndarray,
                 space: np.ndarray | None = None, context: np.ndarray | None = None,
-                shared: np.ndarray | None = None) -> np.ndarray:
+                shared: np.ndarray | None = None, cosine: np.ndarray | None = None
+                ) -> np.ndarray:
     """Scores [n, candidates] of cold queries (attribute vectors) against candidates.
 
     ``scoring="space"``: cosine with the candidates' attribute vectors (``space``);
@@ -223,8 +232,10 @@ def cold_scores(queries: np.ndarray, scoring: str, popularity: float, counts: np
     1``); float64, so equal counts tie exactly. ``popularity = 1`` is exactly the baseline
     "most popular within the same value, then most popular" (ties to the lower row); ``0`` is
     attribute cosine within the same value.
+
+    ``cosine``: the queries' cosine with the candidates' ``space`` vectors if already computed
+    (:func:`query_cosine`, the same float32 numbers), for callers scoring many settings.
     """
-    from recommender.core.vectors import unit_rows
 
     queries = np.asarray(queries, np.float32)
     if scoring.startswith(SAME) and valid_scoring(scoring):
@@ -234,11 +245,11 @@ def cold_scores(queries: np.ndarray, scoring: str, popularity: float, counts: np
         scores = SAME_OFFSET * np.asarray(shared, np.float64)
         scores += p * np.log1p(np.asarray(counts, np.float64))[None]
         if p < 1:
-            cos = unit_rows(queries) @ unit_rows(np.asarray(space, np.float32)).T
+            cos = query_cosine(queries, space) if cosine is None else cosine
             scores += (1 - p) * cos.astype(np.float64)
         return scores
     if scoring == "space":
-        scores = unit_rows(queries) @ unit_rows(np.asarray(space, np.float32)).T
+        scores = query_cosine(queries, space) if cosine is None else cosine.copy()
     elif scoring == "context":
         scores = queries @ np.asarray(context, np.float32).T
     else:

@@ -54,6 +54,7 @@ from typing import NamedTuple
 import numpy as np
 
 from recommender.core.attributes import SAME, SharedValues, cold_scores
+from recommender.core.vectors import unit_rows
 
 # (scoring, popularity weight) settings tried, simplest first (ties keep the earlier one).
 GRID = (("space", 0.0), ("space", 0.01), ("space", 0.03), ("space", 0.1),
@@ -208,25 +209,31 @@ def pair_hits(queries: np.ndarray, q_rows: np.ndarray, targets: np.ndarray, coun
     hits = np.zeros((len(q_rows), len(grid)), bool)
     rows = np.arange(len(q_rows))
     cols = np.arange(len(counts))[None]
+    log_counts = np.log1p(counts).astype(np.float32)[None]
+    unit_space = unit_rows(np.asarray(space, np.float32))  # once, not per setting and block
+    excluded = None if candidates is None else ~np.asarray(candidates, bool)
     for s in range(0, len(q_rows), block):
         e = min(s + block, len(q_rows))
         r = rows[: e - s]
+        # The queries' cosine with the candidates: the float32 numbers query_cosine computes.
+        cos = unit_rows(np.asarray(queries[s:e], np.float32)) @ unit_space.T
         base = {}
         for g, (scoring, weight) in enumerate(grid):
             if scoring.startswith(SAME):
                 if scoring not in base:
                     base[scoring] = shared[scoring[len(SAME):]](query_tokens[s:e])
                 sc = cold_scores(queries[s:e], scoring, weight, counts, space, context,
-                                 base[scoring])
+                                 base[scoring], cosine=cos)
+                if excluded is not None:
+                    sc[:, excluded] = -np.inf
             else:
                 if scoring not in base:
                     base[scoring] = cold_scores(queries[s:e], scoring, 0.0, counts, space,
-                                                context)
-                sc = (base[scoring]
-                      + np.float32(weight) * np.log1p(counts).astype(np.float32)[None])
+                                                context, cosine=cos)
+                    if excluded is not None:  # stays -inf whatever weight is added
+                        base[scoring][:, excluded] = -np.inf
+                sc = base[scoring] + np.float32(weight) * log_counts
             sc[r, q_rows[s:e]] = -np.inf
-            if candidates is not None:
-                sc[:, ~candidates] = -np.inf
             st = sc[r, targets[s:e]][:, None]
             # Ties rank the lower row (the more engaged item) first, as the index does.
             above = ((sc > st) | ((sc == st) & (cols < targets[s:e, None]))).sum(axis=1)
