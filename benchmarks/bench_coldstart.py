@@ -62,7 +62,7 @@ def samples_log():
 
 def reallike_log(name: str):
     import reallike
-    from refscore import holdout_last, time_split_sessions
+    from refscore import holdout_last, time_split_sessions, time_test_mask
 
     data = reallike.dense_log() if name == "dense" else reallike.sparse_log()
     folder = reallike.write_log(data, Path(tempfile.mkdtemp(prefix=f"coldstart-{name}-")))
@@ -73,8 +73,7 @@ def reallike_log(name: str):
     else:
         seqs, starts = reallike.session_sequences(data.events)
         train, test = time_split_sessions(seqs, starts, 0.2)
-        cut = np.min(starts) + 0.8 * (np.max(starts) - np.min(starts))
-        times = [float(t) for t in starts if t < cut]  # the train sessions' starts, in order
+        times = np.asarray(starts, np.float64)[~time_test_mask(starts, 0.2)]  # train's, in order
         config = TrainConfig(dim=32, window=3, epochs=30, ns_exponent=-0.5, alpha=0.05)
     return train, test, folder / "catalog.csv", config, times
 

@@ -46,13 +46,17 @@ def holdout_last(seqs: Sequence[Sequence[str]], n: int = 5):
     return train, tails
 
 
+def time_test_mask(start_times, test_frac: float = 0.2) -> np.ndarray:
+    """bool per session: it starts in the last ``test_frac`` of the time span (the test set)."""
+    t = np.asarray(start_times, dtype=np.float64)
+    return t >= t.min() + (1.0 - test_frac) * (t.max() - t.min())
+
+
 def time_split_sessions(sessions: Sequence[Sequence[str]], start_times, test_frac: float = 0.2):
     """(train, test) sessions: test ones start in the last ``test_frac`` of the time span."""
-    t = np.asarray(start_times, dtype=np.float64)
-    cut = t.min() + (1.0 - test_frac) * (t.max() - t.min())
-    train = [list(s) for s, ti in zip(sessions, t) if ti < cut]
-    test = [list(s) for s, ti in zip(sessions, t) if ti >= cut]
-    return train, test
+    test = time_test_mask(start_times, test_frac)
+    return ([list(s) for s, x in zip(sessions, test) if not x],
+            [list(s) for s, x in zip(sessions, test) if x])
 
 
 def next_item_pairs(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

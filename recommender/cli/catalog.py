@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recommender.core.catalog import CatalogOptions, parse_attribute_specs, read_catalog
+from recommender.core.catalog import READING, CatalogOptions, parse_attribute_specs, read_catalog
 from recommender.core.errors import ConfigError
 
 
@@ -64,19 +64,17 @@ def catalog_options(args: argparse.Namespace, with_attributes: bool = True) -> C
 def reading_flags(args: argparse.Namespace) -> list[str]:
     """The ``--catalog-*`` flags of ``args`` that change how the file is read (not the
     attributes), for a command line printed to the user; [] when all are defaults."""
-    d = CatalogOptions()
+    given, default = catalog_options(args, with_attributes=False), CatalogOptions()
     flags = []
-    for flag, value, default in (("--catalog-format", args.catalog_format, d.format),
-                                 ("--catalog-delimiter", args.catalog_delimiter, d.delimiter),
-                                 ("--catalog-encoding", args.catalog_encoding, d.encoding),
-                                 ("--catalog-columns", args.catalog_columns, None),
-                                 ("--catalog-id-column", args.catalog_id_column, d.id_column),
-                                 ("--catalog-title-column", args.catalog_title_column,
-                                  d.title_column)):
-        if value is not None and value != default:
-            flags += [flag, value]
-    if args.catalog_no_header:
-        flags.append("--catalog-no-header")
+    for name in READING:
+        value = getattr(given, name)
+        if value == getattr(default, name):
+            continue
+        if name == "header":
+            flags.append("--catalog-no-header")
+        else:
+            flag = f"--catalog-{name.replace('_', '-')}"
+            flags += [flag, ",".join(value) if name == "columns" else (value or "")]
     return flags
 
 

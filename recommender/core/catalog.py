@@ -82,6 +82,10 @@ def parse_attribute_specs(text: str | None) -> tuple[AttributeSpec, ...]:
     return tuple(specs)
 
 
+# The CatalogOptions fields that say how the file is parsed (not which attributes are read).
+READING = ("format", "delimiter", "encoding", "columns", "id_column", "title_column", "header")
+
+
 @dataclass(frozen=True)
 class CatalogOptions:
     """Where the columns of a catalogue file are and how to parse it."""

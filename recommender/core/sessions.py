@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -67,6 +68,12 @@ def iter_session_batches(
             yield from pf.iter_batches(batch_size=batch_size, columns=list(columns))
         except (OSError, pa.ArrowException) as e:
             raise ArtifactError(f"cannot read {path}: {e}") from None
+
+
+def start_seconds(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A sessions ``start`` column as float64 seconds since the epoch."""
+    micros = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    return micros.to_numpy(zero_copy_only=False) / 1e6
 
 
 def iter_sessions(directory: str | Path, batch_size: int = 16_384) -> Iterator[list[str]]:

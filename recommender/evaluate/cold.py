@@ -260,25 +260,21 @@ def cold_sessions(sessions_dir, test_sessions_dir=None, test_fraction: float = 0
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from recommender.core.sessions import iter_session_batches, read_sessions_table
+    from recommender.core.sessions import iter_session_batches, read_sessions_table, start_seconds
     from recommender.evaluate.splits import _is_test, split_cutoff
-
-    def seconds(column) -> np.ndarray:
-        us = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        return us.to_numpy(zero_copy_only=False) / 1e6
 
     if test_sessions_dir is not None:
         train = read_sessions_table(sessions_dir, ("start", "items"))
         test = read_sessions_table(test_sessions_dir, ("items",))
         return (train.column("items").to_pylist(), test.column("items").to_pylist(),
-                seconds(train.column("start")))
+                start_seconds(train.column("start")))
     cutoff = split_cutoff(sessions_dir, test_fraction)
     train, test, starts = [], [], []
     for batch in iter_session_batches(sessions_dir, ("session_id", "start", "items"), 262_144):
         is_test = pa.array(_is_test(batch, cutoff))
         train += batch.column("items").filter(pc.invert(is_test)).to_pylist()
         test += batch.column("items").filter(is_test).to_pylist()
-        starts.append(seconds(batch.column("start").filter(pc.invert(is_test))))
+        starts.append(start_seconds(batch.column("start").filter(pc.invert(is_test))))
     return train, test, np.concatenate(starts) if starts else np.zeros(0)
 
 

@@ -176,13 +176,11 @@ def read_catalog(path: str | Path, options: dict | None = None
     """
     import pyarrow.csv as pacsv
 
-    from recommender.core.catalog import CatalogOptions
+    from recommender.core.catalog import READING, CatalogOptions
 
     path = Path(path)
-    reading = ("format", "delimiter", "encoding", "header", "columns", "id_column",
-               "title_column")
     default = CatalogOptions().to_dict()
-    if options is not None and any(options.get(k) != default[k] for k in reading):
+    if options is not None and any(options.get(k) != default[k] for k in READING):
         from recommender.core.catalog import read_catalog as read_with_options
 
         opts = CatalogOptions.from_dict(options)

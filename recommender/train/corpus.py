@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recommender.core.errors import TrainingError
-from recommender.core.sessions import iter_session_batches
+from recommender.core.sessions import iter_session_batches, start_seconds
 from recommender.train.sgns import Batch, _lanes
 
 CHUNK_SESSIONS = 16_384  # sessions per chunk: one RNG stream and one tokenising call each
@@ -187,8 +187,7 @@ class Corpus:
             col = batch.column(0)
             if col.null_count:
                 return None
-            us = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            parts.append(us.to_numpy(zero_copy_only=False) / 1e6)
+            parts.append(start_seconds(col))
         times = np.concatenate(parts) if parts else np.zeros(0)
         return times if len(times) == self.sessions else None
 
