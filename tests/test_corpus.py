@@ -223,3 +223,17 @@ def test_vocab_counts_accept_large_string_chunks():
     counted.add(pa.array(["a", "c"], pa.string()), np.array([1, 1]))
     vocab = counted.vocab(1)
     assert vocab.item_ids == ["a", "b", "c"] and vocab.counts.tolist() == [3, 1, 1]
+
+
+def test_scatter_indices_from_the_small_catalogue_table_equal_the_computed_ones():
+    corpus = Corpus([[f"i{k}" for k in range(50)] * 3])
+    maker = BatchMaker(TrainConfig(), corpus.vocab, 6, 256, 4, 2)
+    assert maker._table is not None  # 50 items x 3 lanes: far below FLAT_TABLE_BYTES
+    rows = np.array([0, 49, 7, 7, 0], dtype=np.int32)
+    expected = (rows.astype(np.int64)[:, None] * 3 + np.arange(3)).ravel()
+    assert maker._flat(rows).tolist() == expected.tolist()
+    # rows of another matrix (CBOW's per-batch means) may exceed the vocabulary
+    local = np.array([0, 120, 3])
+    assert maker._flat(local, False).tolist() == [0, 1, 2, 360, 361, 362, 9, 10, 11]
+    maker._table = None
+    assert maker._flat(rows).tolist() == expected.tolist()

@@ -35,6 +35,12 @@ WHOLE_SESSION_LIMIT = 1000
 # Skip-gram pairs prepared (and dealt round-robin to batches) at once: a chunk with more pairs is
 # dealt in parts of consecutive centres. Bounds the producer's memory (~40 bytes a pair).
 DEAL_PAIRS = 1 << 21
+# A catalogue whose table of scatter indices (vocabulary x d/2 int64) fits in this many bytes
+# copies each row's indices from the table instead of computing them. Measured inside the
+# training loop (one process, batches of 1,280): 0.94x the time on 1,628 items (0.4 MB table),
+# 0.97x on 16k (4 MB), but 1.18x on 47k (12 MB), where the table crowds the weights out of the
+# caches (issue 9).
+FLAT_TABLE_BYTES = 2 << 20
 log = logging.getLogger(__name__)
 
 
@@ -244,6 +250,10 @@ class BatchMaker:
         self._lanes = np.arange(dim // _lanes(dim), dtype=np.int64)
         self._slot = 0
         self.vocab_size = len(vocab)
+        self._table = None  # scatter indices of every vocabulary row, for small catalogues
+        if self.vocab_size * len(self._lanes) * 8 <= FLAT_TABLE_BYTES:
+            self._table = np.arange(self.vocab_size, dtype=np.int64)[:, None] * len(self._lanes)
+            self._table = self._table + self._lanes
         self.max_exp = config.max_exp or None
         counts = self.vocab_counts = vocab.counts.astype(np.float64)
         if config.sample > 0:
@@ -423,14 +433,20 @@ class BatchMaker:
             neg_scale = out_scale[g * b:].reshape(g, s)
         return pos_w, neg_w, self._flat(out_rows), neg_scale
 
-    def _flat(self, rows: np.ndarray) -> np.ndarray:
-        """:func:`~recommender.train.sgns._flat_rows` of ``rows``, in a recycled buffer."""
+    def _flat(self, rows: np.ndarray, vocabulary: bool = True) -> np.ndarray:
+        """:func:`~recommender.train.sgns._flat_rows` of ``rows``, in a recycled buffer.
+
+        ``vocabulary``: the rows are vocabulary rows (they may be read from the table of a small
+        catalogue); False for other matrices (CBOW's per-batch means)."""
         width = self.dim // _lanes(self.dim)
         n = len(rows) * width
         slot = self._slot = (self._slot + 1) % _RING
         if len(self._ring[slot]) < n:
             self._ring[slot] = np.empty(int(n * 1.25), np.int64)
         out = self._ring[slot][:n].reshape(len(rows), width)
+        if vocabulary and self._table is not None:
+            np.take(self._table, rows, axis=0, out=out)
+            return out.reshape(-1)
         start = rows.astype(np.int64)
         start *= width
         np.add(start[:, None], self._lanes, out=out)  # one pass over the [rows, width] output
@@ -460,4 +476,5 @@ class BatchMaker:
         counts[:examples] = cnt[has]
         inp = tokens[ctx]
         return Batch(inp, padded_out, neg, pos_w, neg_w, self._flat(inp), out_flat, lr,
-                     examples, self.max_exp, local, counts, self._flat(local), neg_scale)
+                     examples, self.max_exp, local, counts, self._flat(local, False),
+                     neg_scale)
