@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recommender.core.errors import ConfigError, TrainingError
-from recommender.train.parallel import _tapered_units, _units, _with_last
+from recommender.train.parallel import _units, _with_last
 from recommender.train.trainer import TrainConfig, train
 from tests.test_train import QUICK, planted, purity
 
@@ -23,25 +23,6 @@ def test_units_cut_a_chunk_at_session_boundaries_into_two_per_process():
     # 11.6, 15.5, 19.4, 23.25, 27.1 -> session starts 2, 3, 5, 6, 6, 7, 8
     fine = [(s.start, s.stop) for _, s, _ in _units(np.array([3, 1, 4, 1, 5, 9, 2, 6]), 2, 4)]
     assert fine == [(0, 2), (2, 3), (3, 5), (5, 6), (6, 7), (7, 8)]
-
-
-def test_the_last_chunk_is_cut_into_units_that_shrink_as_it_runs_out():
-    lengths = np.full(100, 10)  # 1,000 tokens, sessions start every 10 tokens
-    units = [(s.start, s.stop, t.start, t.stop)
-             for _, s, t in _tapered_units(lengths, 2, unit_tokens=200, min_tokens=40)]
-    # a quarter of what is left (at most 200, at least 40), rounded up to a session boundary:
-    # 1000 -> 200; 800 -> 200; 600 -> 150; 450 -> 112.5 -> 120; 330 -> 82.5 -> 90; 240 -> 60;
-    # 180 -> 45 -> 50; 130 -> 40; 90 -> 40; 50 -> 40; 10 -> the last session
-    sizes = [t1 - t0 for _, _, t0, t1 in units]
-    assert sizes == [200, 200, 150, 120, 90, 60, 50, 40, 40, 40, 10]
-    assert units[0][:2] == (0, 20) and units[-1][1] == 100
-    assert all(a[1] == b[0] for a, b in zip(units, units[1:]))  # every session exactly once
-    assert [p for p, _, _ in _tapered_units(lengths, 2)] == list(range(
-        len(list(_tapered_units(lengths, 2)))))
-    # a session longer than a unit stays whole
-    assert [(s.start, s.stop) for _, s, _ in _tapered_units(np.array([5, 900, 5]), 2, 200, 40)
-            ] == [(0, 2), (2, 3)]
-    assert list(_tapered_units(np.array([], dtype=np.int64), 2)) == []
 
 
 def test_chunks_are_read_one_ahead_to_mark_the_last():

@@ -10,12 +10,12 @@ millisecond of work.
 
 So the processes do not synchronise per batch. The input and output matrices live in shared
 memory; the parent reads the corpus and hands out *units* (whole sessions of a chunk, about
-``UNIT_TOKENS`` tokens; the epoch's last chunk in units that shrink as it runs out, so the
-processes finish the epoch together) through a queue; each worker prepares and applies the
-batches of its unit and writes straight into the shared weights, as word2vec.c's and gensim's
-threads do ("Hogwild", Recht et al. 2011). Updates of a row from two processes can interleave
-and one can be lost; rows are 64 floats among tens of thousands, so this is rare and, like SGD
-noise, harmless to quality (measured in the benchmark). The price is reproducibility: the result
+``UNIT_TOKENS`` tokens; the epoch's last chunk ``TAIL_SPLIT`` times finer, so the processes
+finish the epoch together) through a queue; each worker prepares and applies the batches of its
+unit and writes straight into the shared weights, as word2vec.c's and gensim's threads do
+("Hogwild", Recht et al. 2011). Updates of a row from two processes can interleave and one can
+be lost; rows are 64 floats among tens of thousands, so this is rare and, like SGD noise,
+harmless to quality (measured in the benchmark). The price is reproducibility: the result
 depends on timing, so the same seed no longer gives bit-identical vectors (``processes = 1``,
 the default, does). Each unit keeps its own random stream, ``(seed, epoch, chunk, part)``, and
 its learning rate is the one sequential training would use at that point of the epoch. The
@@ -44,13 +44,9 @@ from recommender.core.errors import ConfigError, TrainingError
 # enough that the processes finish an epoch together (a 2M-token corpus is ~30 units; a chunk
 # is cut into at least 2 units per process), large enough that the queue is not the work.
 UNIT_TOKENS = 1 << 16
-# The processes meet at the end of every epoch, and one waits for the other's last unit (half a
-# unit on average). So the epoch's last chunk is cut into units that shrink as it runs out (each
-# 1/(2 * processes) of what is left, "guided self-scheduling"), down to this many tokens: the
-# last units are a few milliseconds of work. Equal units of UNIT_TOKENS / 8, cut before this
-# round, left the processes idle for 8-15% of a run on the dense log (busy time against wall
-# time of each worker; issue 9).
-TAIL_MIN_TOKENS = 1 << 10
+# The epoch's last chunk is cut this many times finer: the processes meet at the end of every
+# epoch, and one waits for the other's last unit (half a unit on average; an eighth of it here).
+TAIL_SPLIT = 8
 _POLL = 0.2  # seconds between checks that the workers are alive while waiting on a queue
 
 
@@ -72,24 +68,6 @@ def _units(lengths: np.ndarray, processes: int, unit_tokens: int = UNIT_TOKENS):
     bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]]))
     for part, (s, e) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
         yield part, slice(s, e), slice(int(ends[s]), int(ends[e]))
-
-
-def _tapered_units(lengths: np.ndarray, processes: int, unit_tokens: int = UNIT_TOKENS,
-                   min_tokens: int = TAIL_MIN_TOKENS):
-    """Like :func:`_units`, for the epoch's last chunk: each unit is ``1 / (2 * processes)`` of
-    the tokens left (at most ``unit_tokens``, at least ``min_tokens``), cut at the first session
-    boundary at or after that size, so the last units are small and the processes finish the
-    epoch together."""
-    ends = np.concatenate([[0], np.cumsum(lengths)])
-    total = int(ends[-1])
-    s = part = 0
-    while s < len(lengths):
-        left = total - int(ends[s])
-        size = min(unit_tokens, max(left / (2 * processes), min_tokens))
-        e = int(np.searchsorted(ends, ends[s] + size, "left"))
-        e = min(max(e, s + 1), len(lengths))  # at least one session (long ones stay whole)
-        yield part, slice(s, e), slice(int(ends[s]), int(ends[e]))
-        s, part = e, part + 1
 
 
 def _with_last(chunks):
@@ -192,8 +170,8 @@ class ProcessTrainer:
             on_unit(raw, unit_loss, unit_examples)
 
         for chunk, (tokens, lengths), last in _with_last(chunks):
-            cut = _tapered_units if last else _units
-            for part, sessions, toks in cut(lengths, self.config.processes):
+            unit_tokens = max(UNIT_TOKENS // TAIL_SPLIT, 1) if last else UNIT_TOKENS
+            for part, sessions, toks in _units(lengths, self.config.processes, unit_tokens):
                 task = ((chunk, part), epoch, done + toks.start, span, planned, tokens[toks],
                         lengths[sessions])
                 while True:  # block while the queue is full, but notice a dead worker
