@@ -34,6 +34,12 @@ Real-shaped log (about 100k tokens per unit of ``--scale``)::
 
     python benchmarks/bench_trainer.py --log dense --scale 1
 
+Against an earlier commit, in the same run (its checkout as an extra column, base-pN)::
+
+    git worktree add /tmp/pin2vec-base <commit>
+    python benchmarks/bench_trainer.py --log dense --processes 2 --runs 21 \
+        --against /tmp/pin2vec-base
+
 Memory check (50M tokens, 200k items, dim 64, 1 epoch, streamed from a SESSIONS dir on disk)::
 
     python benchmarks/bench_trainer.py --memory-check --workdir /tmp/pin2vec-mem
@@ -43,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -218,25 +225,40 @@ def compare(args) -> None:
               f"{len(np.unique(flat)):,} items, {args.topics} topics (90% train / 10% held out)")
     variants = {("pin2vec" if n == 1 else f"pin2vec-p{n}"): n
                 for n in (int(x) for x in str(args.processes).split(","))}
+    roots = {}  # column -> checkout whose ``recommender`` it imports (None: this one)
+    if args.against:
+        root = Path(args.against).resolve()
+        if not (root / "recommender" / "train" / "trainer.py").is_file():
+            raise SystemExit(f"--against {root}: not a pin2vec checkout (no recommender/train)")
+        name = f"base-p{max(variants.values())}"
+        variants[name] = max(variants.values())
+        roots[name] = root
     trainers = list(variants) + ([] if args.skip_gensim else ["gensim"])
     results: dict[str, list[dict]] = {t: [] for t in trainers}
     for run in range(args.runs):
-        for trainer in trainers:  # alternate so both see the same machine noise
-            cmd = [sys.executable, __file__, "--worker", trainer.split("-")[0],
+        for trainer in trainers:  # alternate so all see the same machine noise
+            worker = "gensim" if trainer == "gensim" else "pin2vec"
+            env = None
+            if trainer in roots:  # the other checkout's package first on the path
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                    [str(roots[trainer])] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+            cmd = [sys.executable, __file__, "--worker", worker,
                    "--corpus", str(corpus), f"--processes={variants.get(trainer, 1)}"]
             cmd += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (
                 "dim", "window", "negative", "ns_exponent", "sample", "epochs", "alpha", "workers",
                 "seed")]
             if args.batch_size:
                 cmd.append(f"--batch-size={args.batch_size}")
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True,
+                                 env=env).stdout
             results[trainer].append(json.loads(out.strip().splitlines()[-1]))
             print(f"  run {run + 1} {trainer:8s} {results[trainer][-1]}", flush=True)
     med = {t: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for t, rs in results.items()}
     print(f"\nsettings: sg, dim={args.dim}, window={args.window}, negative={args.negative}, "
           f"ns_exponent={args.ns_exponent}, sample={args.sample}, epochs={args.epochs}, "
           f"alpha={args.alpha}, "
-          f"workers={args.workers}; median of {args.runs} run(s); pin2vec-pN: processes=N")
+          f"workers={args.workers}; median of {args.runs} run(s); pin2vec-pN: processes=N"
+          + (f"; base-pN: {args.against}" if args.against else ""))
     ours = [t for t in trainers if t != "gensim"]
     ratios = [] if args.skip_gensim else ours
     print(f"{'':12s}" + "".join(f"{t:>14s}" for t in trainers)
@@ -251,6 +273,14 @@ def compare(args) -> None:
         row = f"{label:12s}" + "".join(fmt.format(med[t][key]) for t in trainers)
         row += "".join(f"{med[t][key] / max(med['gensim'][key], 1e-12):20.2f}" for t in ratios)
         print(row)
+    if ratios and args.runs > 1:
+        # Each run's words/s against gensim's in the same round: the spread shows the noise.
+        per_run = {t: [a["words_per_s"] / b["words_per_s"]
+                       for a, b in zip(results[t], results["gensim"])] for t in ratios}
+        print(f"{'words/s ratio per run (median, range)':>40s}")
+        for t in ratios:
+            r = per_run[t]
+            print(f"  {t + '/gensim':20s} {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})")
 
 
 def memory_check(args) -> None:
@@ -334,6 +364,9 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=None, help="pin2vec batch size (auto)")
     p.add_argument("--skip-gensim", action="store_true", help="only run pin2vec")
+    p.add_argument("--against", metavar="DIR",
+                   help="another pin2vec checkout (e.g. `git worktree add DIR <commit>`) timed in "
+                   "the same run as column base-pN, N the largest --processes")
     p.add_argument("--memory-check", action="store_true",
                    help="50M tokens / 200k items from a SESSIONS dir, 1 epoch, report peak RSS")
     p.add_argument("--mem-tokens", type=int, default=50_000_000)

@@ -8,7 +8,7 @@ import pytest
 
 from recommender.core.errors import TrainingError
 from recommender.train import corpus as corpus_module
-from recommender.train.corpus import BatchMaker, Corpus
+from recommender.train.corpus import BatchMaker, Corpus, alias_table
 from recommender.train.trainer import TrainConfig
 from tests.factories import write_sessions_dir
 
@@ -83,7 +83,44 @@ def test_negatives_follow_unigram_to_the_power():
     corpus = Corpus([["a"] * 16 + ["b"]])
     for exponent, p_b in ((0.75, 1 / (16**0.75 + 1)), (0.0, 0.5), (-1.0, 1 / (1 / 16 + 1))):
         maker = BatchMaker(TrainConfig(ns_exponent=exponent), corpus.vocab, 4, 256, 4, 2)
-        assert np.diff(maker.neg_cum, prepend=0).tolist() == pytest.approx([1 - p_b, p_b])
+        assert maker.noise.tolist() == pytest.approx([1 - p_b, p_b])
+
+
+def _alias_distribution(prob, alias):
+    """The exact distribution an alias table draws from."""
+    n = len(prob)
+    p = prob / n
+    np.add.at(p, alias, (1 - prob) / n)
+    return p
+
+
+_ZIPF = np.arange(1, 301) ** -0.75
+
+
+@pytest.mark.parametrize("p", [[1.0], [0.5, 0.5], [0.7, 0.2, 0.1], [0.0, 0.25, 0.75],
+                               list(_ZIPF / _ZIPF.sum())])
+def test_alias_table_gives_exactly_the_distribution(p):
+    prob, alias = alias_table(np.array(p))
+    assert ((prob >= 0) & (prob <= 1)).all() and alias.dtype == np.int32
+    assert _alias_distribution(prob, alias) == pytest.approx(p, rel=1e-12, abs=1e-15)
+
+
+def test_alias_table_known_answer():
+    # slots of 0.7, 0.2, 0.1 (x3): item 2 keeps 0.3 of its slot and lends 0.7 to item 0, item 1
+    # keeps 0.6 and lends 0.4 to item 0 (2.1 - 0.7 - 0.4 = 1.0 left for item 0's own slot)
+    prob, alias = alias_table(np.array([0.7, 0.2, 0.1]))
+    assert prob.tolist() == pytest.approx([1.0, 0.6, 0.3])
+    assert alias.tolist()[1:] == [0, 0]
+
+
+def test_negative_draws_follow_the_noise_distribution():
+    corpus = Corpus([["a"] * 40 + ["b"] * 9 + ["c"] * 3 + ["d"]])
+    maker = BatchMaker(TrainConfig(ns_exponent=0.75), corpus.vocab, 4, 256, 4, 2)
+    draws = maker._negatives(np.random.default_rng(0), (200, 1000))
+    assert draws.dtype == np.int32 and draws.shape == (200, 1000)
+    freq = np.bincount(draws.ravel(), minlength=4) / draws.size
+    # 200k draws: a standard error of at most 0.0011 per item
+    assert freq == pytest.approx(maker.noise, abs=0.005)
 
 
 def test_reads_a_sessions_dir_in_streamed_chunks(tmp_path):
@@ -186,3 +223,17 @@ def test_vocab_counts_accept_large_string_chunks():
     counted.add(pa.array(["a", "c"], pa.string()), np.array([1, 1]))
     vocab = counted.vocab(1)
     assert vocab.item_ids == ["a", "b", "c"] and vocab.counts.tolist() == [3, 1, 1]
+
+
+def test_scatter_indices_from_the_small_catalogue_table_equal_the_computed_ones():
+    corpus = Corpus([[f"i{k}" for k in range(50)] * 3])
+    maker = BatchMaker(TrainConfig(), corpus.vocab, 6, 256, 4, 2)
+    assert maker._table is not None  # 50 items x 3 lanes: far below FLAT_TABLE_BYTES
+    rows = np.array([0, 49, 7, 7, 0], dtype=np.int32)
+    expected = (rows.astype(np.int64)[:, None] * 3 + np.arange(3)).ravel()
+    assert maker._flat(rows).tolist() == expected.tolist()
+    # rows of another matrix (CBOW's per-batch means) may exceed the vocabulary
+    local = np.array([0, 120, 3])
+    assert maker._flat(local, False).tolist() == [0, 1, 2, 360, 361, 362, 9, 10, 11]
+    maker._table = None
+    assert maker._flat(rows).tolist() == expected.tolist()
