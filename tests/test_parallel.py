@@ -98,9 +98,11 @@ def test_processes_share_the_batch_size_bounds():
     # 10%: 1600 -> 1024 for one process (a power of two); two: 800 -> 768 each (multiple of 256).
     assert auto_batch_size(2_000_000, 16, 0.1) == 1024
     assert auto_batch_size(2_000_000, 16, 0.1, processes=2) == 768
-    # Small corpus: tokens / 32 = 25,000 -> 8192 at most; with 4 processes 6,250 -> 6144.
-    assert auto_batch_size(800_000, 16) == 8192
-    assert auto_batch_size(800_000, 16, processes=4) == 6144
+    # Flat corpus: tokens / 32 = 25,000 -> MAX_BATCH (2,048) at most, for each process.
+    assert auto_batch_size(800_000, 16) == 2048
+    assert auto_batch_size(800_000, 16, processes=4) == 2048  # 6,250 -> 2,048
+    assert auto_batch_size(200_000, 16, processes=4) == 1536  # 1,562 -> a multiple of 256
+    assert auto_batch_size(50_000, 16) == 1024  # 1,562 -> a power of two
     assert auto_batch_size(20_000, 16, processes=4) == 256  # 156 -> the floor of 256
 
 

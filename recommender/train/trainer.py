@@ -98,7 +98,7 @@ class TrainConfig:
     # > 1: that many processes update shared weights without locks (Hogwild; faster on several
     # cores, but not bit-reproducible; see recommender.train.parallel); 1 = reproducible
     processes: int = 1
-    batch_size: int | None = None  # pairs per minibatch; None = by corpus size, 256..8192
+    batch_size: int | None = None  # pairs per minibatch; None = by corpus size, 256..2048
     group_size: int = 16  # examples that share one set of negatives (1 = word2vec's own)
     # negatives drawn per group, each weighted negative / this; None = as many as keep one draw
     # at most DRAW_EXAMPLES examples' worth: 8 for negative 5, 16 for negative 10 (groups of 16)
@@ -154,6 +154,14 @@ DRAW_EXAMPLES = 10
 
 # Expected updates of the busiest row per batch that auto_batch_size allows (see there).
 MAX_ROW_UPDATES = 160
+# Most pairs per batch (per process) auto_batch_size chooses. Measured on the dense log x10 (16k
+# items), one process inside the training loop: 0.70 / 0.68 / 0.83 / 0.89 us per pair at 1,024 /
+# 2,048 / 4,096 / 8,192 (8,192 was the cap before; issue 9). With two processes at 2,048 each
+# instead of 4,096, input.output HR@10 at setting C of the planted corpus came to 0.3235 against
+# gensim's 0.3278 (0.0050-0.0072 below before). Capping the processes' batches together (1,024
+# each for two) helped there too but cost input.output ranking on the dense log (0.1048 against
+# gensim's 0.1105 at its defaults, 1,024 instead of 1,280 pairs), so the cap is per process.
+MAX_BATCH = 2048
 
 # Fields that may differ between a run and its resumption: they do not change what is trained
 # (``processes`` changes the order of updates and the automatic batch size of the rest).
@@ -358,8 +366,8 @@ def _session_times(times, sessions: int) -> np.ndarray:
 
 def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0.0,
                     processes: int = 1) -> int:
-    """Pairs per batch when not given, within 256..8192: a power of two for one process, a
-    multiple of 256 per process for several.
+    """Pairs per batch when not given, within 256..``MAX_BATCH``: a power of two for one
+    process, a multiple of 256 per process for several.
 
     Large batches are fast, but a small corpus needs enough SGD steps per epoch (at most
     tokens / 32), and a batch must not hold too many updates of one row: they are all computed
@@ -373,12 +381,17 @@ def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0
     half of what the bounds allow unused (2M-token benchmark: 512 pairs where 790 are allowed;
     768 trained 7% faster, ``benchmarks/bench_trainer.py``), while one process keeps its powers
     of two and so its reproducible results.
+
+    ``MAX_BATCH`` caps each process's batch: above about 2,048 pairs a batch's gathered rows
+    and scatter indices outgrow a core's L2 cache, and with two processes, batches of 4,096 each
+    cost input·output ranking at issue 9's settings B and C (see ``MAX_BATCH``).
     """
     size = max(int(tokens // (32 * processes)), 1)
     if peak_row_share > 0:
         size = min(size, int(MAX_ROW_UPDATES / (peak_row_share * processes)))
+    size = min(size, MAX_BATCH)
     size = 1 << max(size, 1).bit_length() - 1 if processes == 1 else size - size % 256
-    return max(min(size, 8192), 256, group_size)
+    return max(size, 256, group_size)
 
 
 def _diverged(config: TrainConfig, epoch: int) -> str:
