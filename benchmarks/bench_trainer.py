@@ -225,7 +225,7 @@ def compare(args) -> None:
               f"{len(np.unique(flat)):,} items, {args.topics} topics (90% train / 10% held out)")
     variants = {("pin2vec" if n == 1 else f"pin2vec-p{n}"): n
                 for n in (int(x) for x in str(args.processes).split(","))}
-    roots = {}  # column -> checkout whose ``recommender`` it imports (None: this one)
+    roots = {}  # --against's column -> the checkout whose ``recommender`` it imports
     if args.against:
         root = Path(args.against).resolve()
         if not (root / "recommender" / "train" / "trainer.py").is_file():

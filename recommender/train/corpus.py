@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from recommender.core.errors import TrainingError
 from recommender.core.sessions import iter_session_batches, start_seconds
-from recommender.train.sgns import Batch, _lanes
+from recommender.train.sgns import Batch, _flat_rows, _lanes
 
 CHUNK_SESSIONS = 16_384  # sessions per chunk: one RNG stream and one tokenising call each
 PREFETCH_DEPTH = 4  # batches queued ahead of the float math
@@ -250,10 +250,10 @@ class BatchMaker:
         self._lanes = np.arange(dim // _lanes(dim), dtype=np.int64)
         self._slot = 0
         self.vocab_size = len(vocab)
-        self._table = None  # scatter indices of every vocabulary row, for small catalogues
-        if self.vocab_size * len(self._lanes) * 8 <= FLAT_TABLE_BYTES:
-            self._table = np.arange(self.vocab_size, dtype=np.int64)[:, None] * len(self._lanes)
-            self._table = self._table + self._lanes
+        # Scatter indices of every vocabulary row, for small catalogues (see FLAT_TABLE_BYTES).
+        width = len(self._lanes)
+        self._table = (_flat_rows(np.arange(self.vocab_size), dim).reshape(-1, width)
+                       if self.vocab_size * width * 8 <= FLAT_TABLE_BYTES else None)
         self.max_exp = config.max_exp or None
         counts = self.vocab_counts = vocab.counts.astype(np.float64)
         if config.sample > 0:
