@@ -418,8 +418,10 @@ class BatchMaker:
         pos_w[:examples] = 1.0
         pos_w = pos_w.reshape(g, b)
         # A negative equal to the example's own positive is skipped, as in word2vec.
-        neg_w = (padded.reshape(g, b, 1) != neg.reshape(g, 1, s)).astype(np.float32)
-        neg_w *= pos_w[..., None] * np.float32(self.negative / s)
+        neg_w = np.empty((g, b, s), dtype=np.float32)
+        np.not_equal(padded.reshape(g, b, 1), neg.reshape(g, 1, s), out=neg_w)
+        neg_w *= np.float32(self.negative / s)
+        neg_w.reshape(g * b, s)[examples:] = 0  # padding
         out_rows = np.concatenate([padded, neg.reshape(-1)])
         neg_scale = None
         if self.cap:
