@@ -64,7 +64,7 @@ from recommender.train.model import (
 )
 from recommender.train.parallel import ProcessTrainer
 from recommender.train.prefetch import prefetch
-from recommender.train.sgns import apply_cbow_batch, apply_sgns_batch
+from recommender.train.sgns import apply_cbow_batch, apply_sgns_batch, release_scratch
 
 __all__ = ["TrainConfig", "Model", "train"]
 
@@ -321,6 +321,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                 cb(epoch + 1, float(mean), model)
     finally:
         sys.setswitchinterval(switch)
+        release_scratch()
         held.close()
         if bar is not None:
             bar.close()
