@@ -281,6 +281,13 @@ def compare(args) -> None:
         for t in ratios:
             r = per_run[t]
             print(f"  {t + '/gensim':20s} {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})")
+    base = next((t for t in trainers if t.startswith("base-")), None)
+    if base and args.runs > 1:
+        # The checkout against --against, run by run (each pair ran back to back): the A/B.
+        mine = base.replace("base-", "pin2vec-").replace("pin2vec-p1", "pin2vec")
+        r = [a["words_per_s"] / b["words_per_s"] for a, b in zip(results[mine], results[base])]
+        print(f"  {mine + '/' + base:20s} {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})"
+              f"  <- this checkout against --against, per run")
 
 
 def memory_check(args) -> None:
