@@ -37,9 +37,10 @@ def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     The training step's big temporaries (gathered rows, gradients: about 2 MB for a batch of
     2,048 pairs) come from here instead of a fresh allocation per batch. Freshly allocated, they
     went through glibc's allocator, which hands blocks that size out as new pages and returns
-    them to the system on free, so every batch faulted its pages in again: 500k page faults in a
-    two-process training of the dense benchmark log and twice the time, whenever the allocator
-    had not yet raised its thresholds (issue 9). The arrays are the thread's own, so the
+    them to the system on free, so every batch faulted its pages in again whenever the process
+    had not yet freed a large block (which raises those thresholds): 523k page faults and 1.8x
+    the time in a two-process training of the dense benchmark log
+    (``benchmarks/bench_page_faults.py``; issue 9). The arrays are the thread's own, so the
     prefetch thread and the training thread never share one; :func:`release_scratch` drops them.
     """
     pool = getattr(_SCRATCH, "pool", None)

@@ -383,11 +383,11 @@ def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0
     each instead of the shared bound's 1,280 gave HR@10 (cosine / input . output) 0.1012 / 0.1094
     against 0.1000 / 0.1092 at gensim's defaults, 0.1145 / 0.1454 against 0.1141 / 0.1448 at
     issue 9's setting B, medians of 3 seeds (``bench_spread.py --corpora dense --set
-    processes=2``), and trained 13% more words/s (``bench_trainer.py --log dense --processes
-    2``). Several processes' batches round down to a multiple of 256 rather than a power of
-    two, so they use what the bounds allow (2M-token benchmark: 768 pairs where 790 were
-    allowed trained 7% faster than 512), while one process keeps its powers of two and so its
-    reproducible results.
+    processes=2``), and trained 1.05-1.13x the words/s in paired runs (``bench_trainer.py --log
+    dense --processes 2 --against``). Several processes' batches round down to a multiple of
+    256 rather than a power of two, so they use what the bounds allow (2M-token benchmark: 768
+    pairs where 790 were allowed trained 7% faster than 512), while one process keeps its
+    powers of two and so its reproducible results.
 
     ``MAX_BATCH`` caps each process's batch: above about 2,048 pairs a batch's gathered rows
     and scatter indices outgrow a core's L2 cache, and with two processes, batches of 4,096 each
