@@ -18,6 +18,8 @@ clean, runs alternate between the two trainers, and the table shows medians.
   current one (up to 20,000 consecutive pairs); on ``--log dense`` with the team's protocol
   (``refscore``: each user's last 5 items held out), by cosine and by input . output vector.
 - mean cos: mean cosine of random item pairs (near 1 = collapsed onto one direction).
+- page faults: minor page faults during the training call, the training processes included (a
+  step that allocates its big temporaries per batch faults them in again every batch).
 
 ``--log dense`` trains on ``reallike.dense_log`` instead (about 950 users with long histories, a
 heavy head, many rare items; ``--scale`` multiplies its size) so a heavy-head log is timed too.
@@ -131,6 +133,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _minor_faults() -> int:
+    """Minor page faults of this process and its finished children (the training processes)."""
+    return sum(resource.getrusage(who).ru_minflt
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+
+
 def run_one(args) -> dict:
     """One training run in this process (called in a subprocess); returns the figures."""
     data = np.load(args.corpus, allow_pickle=False)
@@ -148,6 +156,7 @@ def run_one(args) -> dict:
         from gensim.models import Word2Vec
     else:
         from recommender.train.trainer import TrainConfig, train
+    faults0 = _minor_faults()
     t0 = time.perf_counter()
     if args.worker == "gensim":
         model = Word2Vec(train_sessions, vector_size=args.dim, window=args.window, sg=1,
@@ -172,7 +181,8 @@ def run_one(args) -> dict:
     from recommender.train.model import mean_pair_cosine
 
     out = {"words_per_s": tokens * args.epochs / seconds, "seconds": seconds,
-           "peak_rss_mb": peak_rss_mb(), "mean_cos": mean_pair_cosine(vectors)}
+           "peak_rss_mb": peak_rss_mb(), "page_faults": _minor_faults() - faults0,
+           "mean_cos": mean_pair_cosine(vectors)}
     if "test_flat" in data:
         out["hr10"], out["hr10_wc"] = _dense_quality(ids, vectors, context, train_sessions,
                                                      test_sessions)
@@ -265,6 +275,7 @@ def compare(args) -> None:
           + "".join(f"{t + '/gensim':>20s}" for t in ratios))
     for key, label, fmt in (("words_per_s", "words/s", "{:14,.0f}"),
                             ("peak_rss_mb", "peak RSS MB", "{:14,.0f}"),
+                            ("page_faults", "page faults", "{:14,.0f}"),
                             ("mean_cos", "mean cos", "{:14.3f}"),
                             ("purity10", "purity@10", "{:14.4f}"), ("hr10", "HR@10", "{:14.4f}"),
                             ("hr10_wc", "HR@10 W.C", "{:14.4f}")):
@@ -281,6 +292,13 @@ def compare(args) -> None:
         for t in ratios:
             r = per_run[t]
             print(f"  {t + '/gensim':20s} {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})")
+    base = next((t for t in trainers if t.startswith("base-")), None)
+    if base and args.runs > 1:
+        # The checkout against --against, run by run (each pair ran back to back): the A/B.
+        mine = base.replace("base-", "pin2vec-").replace("pin2vec-p1", "pin2vec")
+        r = [a["words_per_s"] / b["words_per_s"] for a, b in zip(results[mine], results[base])]
+        print(f"  {mine + '/' + base:20s} {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})"
+              f"  <- this checkout against --against, per run")
 
 
 def memory_check(args) -> None:

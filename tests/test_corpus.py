@@ -1,5 +1,7 @@
 """Vocabulary, tokenising, subsampling and (centre, context) pair generation."""
 
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -237,3 +239,16 @@ def test_scatter_indices_from_the_small_catalogue_table_equal_the_computed_ones(
     assert maker._flat(local, False).tolist() == [0, 1, 2, 360, 361, 362, 9, 10, 11]
     maker._table = None
     assert maker._flat(rows).tolist() == expected.tolist()
+
+
+def test_building_a_vocabulary_does_not_import_arrow_query_engine_or_numpy_ma():
+    """Arrow's group_by (acero, dataset), ``pa.array`` of a numpy array (numpy.ma) and compute
+    calls with Python scalars (dateutil) import ~35 ms of modules on first use, a fixed cost of
+    every training run; the vocabulary is built without them."""
+    code = ("import sys; from recommender.train.corpus import Corpus; "
+            "Corpus([['a', 'b'], ['b', 'c']], 1); "
+            "print(sorted(m for m in ('pyarrow.acero', 'pyarrow.dataset', 'numpy.ma', "
+            "'dateutil') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"

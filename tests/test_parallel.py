@@ -89,21 +89,24 @@ def test_processes_are_refused_with_catalogue_attributes():
         TrainConfig(processes=0)
 
 
-def test_processes_share_the_batch_size_bounds():
+def test_each_process_obeys_the_batch_size_bounds_on_its_own():
     from recommender.train.trainer import auto_batch_size
 
-    # Busiest row 15% of pairs: 160 / 0.15 = 1066 -> 1024 pairs; two processes 533 -> 512 each.
+    # Busiest row 15% of pairs: 160 / 0.15 = 1066 -> 1024 pairs, for one process and for each
+    # of two (a power of two; a multiple of 256).
     assert auto_batch_size(2_000_000, 16, 0.15) == 1024
-    assert auto_batch_size(2_000_000, 16, 0.15, processes=2) == 512
-    # 10%: 1600 -> 1024 for one process (a power of two); two: 800 -> 768 each (multiple of 256).
+    assert auto_batch_size(2_000_000, 16, 0.15, processes=2) == 1024
+    # 10%: 1600 -> 1024 for one process (a power of two); 1536 each for two (multiple of 256).
     assert auto_batch_size(2_000_000, 16, 0.1) == 1024
-    assert auto_batch_size(2_000_000, 16, 0.1, processes=2) == 768
+    assert auto_batch_size(2_000_000, 16, 0.1, processes=2) == 1536
     # Flat corpus: tokens / 32 = 25,000 -> MAX_BATCH (2,048) at most, for each process.
     assert auto_batch_size(800_000, 16) == 2048
-    assert auto_batch_size(800_000, 16, processes=4) == 2048  # 6,250 -> 2,048
-    assert auto_batch_size(200_000, 16, processes=4) == 1536  # 1,562 -> a multiple of 256
+    assert auto_batch_size(800_000, 16, processes=4) == 2048
+    # Small corpus: tokens / 32 bounds each process's batch.
     assert auto_batch_size(50_000, 16) == 1024  # 1,562 -> a power of two
-    assert auto_batch_size(20_000, 16, processes=4) == 256  # 156 -> the floor of 256
+    assert auto_batch_size(50_000, 16, processes=4) == 1536  # 1,562 -> a multiple of 256
+    assert auto_batch_size(10_000, 16, processes=4) == 256  # 312 -> 256
+    assert auto_batch_size(5_000, 16, processes=4) == 256  # 156 -> the floor of 256
 
 
 def test_run_refuses_processes_with_attributes_before_any_stage(tmp_path, capsys):

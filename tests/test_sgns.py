@@ -94,6 +94,19 @@ def test_sgns_gradients_match_finite_differences():
     np.testing.assert_allclose(g_neg, _numeric_grad(loss, u_neg), rtol=1e-6, atol=1e-8)
 
 
+def test_reusing_the_input_buffers_gives_the_same_gradients_exactly():
+    """``reuse=True`` (the training step's) writes grad_v into v's buffer and uses u_pos's as
+    scratch; the results are bit-identical to fresh buffers."""
+    v, u_pos, u_neg, pos_w, neg_w = (x.astype(np.float32) for x in _problem(4))
+    want = sgns_loss_grad(v, u_pos, u_neg, pos_w, neg_w, -0.025, max_exp=6.0)
+    v2, u2 = v.copy(), u_pos.copy()
+    got = sgns_loss_grad(v2, u2, u_neg, pos_w, neg_w, -0.025, max_exp=6.0, reuse=True)
+    assert got[0] == want[0]
+    assert got[1] is v2  # grad_v lives in v's buffer
+    for a, b in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_scale_multiplies_gradients_not_loss():
     args = _problem()
     plain = sgns_loss_grad(*args)

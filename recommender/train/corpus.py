@@ -81,29 +81,43 @@ class _IdCounts:
         self.counts.append(counts)
         self.pending += len(ids)
         if self.pending > self.MERGE_IDS:
-            merged = self._merged()
-            self.ids, self.counts = [merged["id"].combine_chunks()], [merged["count"].to_numpy()]
-            self.pending = len(self.ids[0])
+            ids, counts = self._merged()
+            self.ids, self.counts = [ids], [counts]
+            self.pending = len(ids)
 
-    def _merged(self) -> pa.Table:
+    def _merged(self) -> tuple[pa.Array, np.ndarray]:
+        """(distinct ids, int64 counts) over the chunks so far."""
         ids = pa.concat_arrays(self.ids) if self.ids else pa.array([], pa.string())
         counts = np.concatenate(self.counts) if self.counts else np.zeros(0, np.int64)
-        table = pa.table({"id": ids, "count": pa.array(counts, pa.int64())})
-        return table.group_by("id").aggregate([("count", "sum")]).rename_columns(["id", "count"])
+        if len(self.ids) > 1:  # the same id may come from several chunks: sum its counts
+            # A dictionary encoding and a bincount rather than ``Table.group_by``, whose first
+            # use imports Arrow's query engine (acero, dataset): ~20 ms of every training run.
+            # bincount sums in float64, exact for counts below 2**53.
+            encoded = pc.dictionary_encode(ids)
+            codes = encoded.indices.to_numpy(zero_copy_only=False)
+            counts = np.bincount(codes, weights=counts,
+                                 minlength=len(encoded.dictionary)).astype(np.int64)
+            ids = encoded.dictionary
+        return ids, counts.astype(np.int64, copy=False)
 
     def vocab(self, min_count: int) -> Vocab:
         """Ids counted at least ``min_count`` times, by count descending, then id (Arrow orders
-        strings by their UTF-8 bytes, which is Python's code-point order)."""
-        table = self._merged()
-        table = table.filter(pc.greater_equal(table["count"], min_count))
-        if not table.num_rows:
+        strings by their UTF-8 bytes, which is Python's code-point order).
+
+        Filtered and ordered in numpy: Arrow compute calls with a Python scalar, or
+        ``pa.array`` of a numpy array, import dateutil and numpy.ma on first use (16 ms)."""
+        ids, counts = self._merged()
+        by_id = pc.sort_indices(ids).to_numpy(zero_copy_only=False)
+        order = by_id[np.argsort(-counts[by_id], kind="stable")]
+        order = order[counts[order] >= min_count]
+        if not len(order):
             raise TrainingError(
                 f"no item occurs at least min_count={min_count} times; lower --min-count "
                 "or give more sessions"
             )
-        table = table.take(pc.sort_indices(table, [("count", "descending"), ("id", "ascending")]))
-        return Vocab(table["id"].to_pylist(),
-                     table["count"].to_numpy().astype(np.int64, copy=False))
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        rows = pa.Array.from_buffers(pa.int64(), len(order), [None, pa.py_buffer(order)])
+        return Vocab(ids.take(rows).to_pylist(), counts[order])
 
 
 def _distinct(ids: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray]:
@@ -366,8 +380,10 @@ class BatchMaker:
         ctx += ctx >= centre  # skip the centre itself
         # Pair p goes to batch p % nb, slot p // nb: a [per, nb] grid read column-wise.
         grid = np.zeros((2, per * nb), dtype=np.int32)
-        np.take(tokens, ctx, out=grid[0, :pairs])
-        np.take(tokens, centre, out=grid[1, :pairs])
+        # mode="clip" (positions are in range by construction): ``take`` into ``out`` in the
+        # default mode copies through a fresh temporary, 2.7x the time (17 vs 6 ns a row).
+        np.take(tokens, ctx, out=grid[0, :pairs], mode="clip")
+        np.take(tokens, centre, out=grid[1, :pairs], mode="clip")
         del centre, ctx
         rows = np.ascontiguousarray(grid.reshape(2, per, nb).transpose(2, 0, 1))  # [nb, 2, per]
         b, s = self.group, self.shared
@@ -418,8 +434,10 @@ class BatchMaker:
         pos_w[:examples] = 1.0
         pos_w = pos_w.reshape(g, b)
         # A negative equal to the example's own positive is skipped, as in word2vec.
-        neg_w = (padded.reshape(g, b, 1) != neg.reshape(g, 1, s)).astype(np.float32)
-        neg_w *= pos_w[..., None] * np.float32(self.negative / s)
+        neg_w = np.empty((g, b, s), dtype=np.float32)
+        np.not_equal(padded.reshape(g, b, 1), neg.reshape(g, 1, s), out=neg_w)
+        neg_w *= np.float32(self.negative / s)
+        neg_w.reshape(g * b, s)[examples:] = 0  # padding
         out_rows = np.concatenate([padded, neg.reshape(-1)])
         neg_scale = None
         if self.cap:
@@ -445,7 +463,7 @@ class BatchMaker:
             self._ring[slot] = np.empty(int(n * 1.25), np.int64)
         out = self._ring[slot][:n].reshape(len(rows), width)
         if vocabulary and self._table is not None:
-            np.take(self._table, rows, axis=0, out=out)
+            np.take(self._table, rows, axis=0, out=out, mode="clip")  # rows are in range
             return out.reshape(-1)
         start = rows.astype(np.int64)
         start *= width

@@ -18,9 +18,9 @@ be lost; rows are 64 floats among tens of thousands, so this is rare and, like S
 harmless to quality (measured in the benchmark). The price is reproducibility: the result
 depends on timing, so the same seed no longer gives bit-identical vectors (``processes = 1``,
 the default, does). Each unit keeps its own random stream, ``(seed, epoch, chunk, part)``, and
-its learning rate is the one sequential training would use at that point of the epoch. The
-trainer halves the automatic batch-size bounds for two processes (``auto_batch_size``), so the
-updates in flight at once stay within what one process is allowed.
+its learning rate is the one sequential training would use at that point of the epoch. Each
+process's automatic batch obeys the batch-size bounds on its own (``auto_batch_size`` says
+what was measured).
 
 Workers are forked: they inherit the batch maker and the shared matrices, nothing is pickled
 but the units. Where ``fork`` is unavailable (Windows) ``processes > 1`` is refused. Catalogue

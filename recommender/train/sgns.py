@@ -18,6 +18,7 @@ results can be added straight into the weights; tests pass 1.0 and compare with 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,37 @@ import numpy as np
 _CLIP = 80.0
 
 
-def sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale=1.0, max_exp=None):
+_SCRATCH = threading.local()
+
+
+def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A scratch array of the calling thread, reused by the next call with the same name and shape.
+
+    The training step's big temporaries (gathered rows, gradients: about 2 MB for a batch of
+    2,048 pairs) come from here instead of a fresh allocation per batch. Freshly allocated, they
+    went through glibc's allocator, which hands blocks that size out as new pages and returns
+    them to the system on free, so every batch faulted its pages in again whenever the process
+    had not yet freed a large block (which raises those thresholds): 523k page faults and 1.8x
+    the time in a two-process training of the dense benchmark log
+    (``benchmarks/bench_page_faults.py``; issue 9). The arrays are the thread's own, so the
+    prefetch thread and the training thread never share one; :func:`release_scratch` drops them.
+    """
+    pool = getattr(_SCRATCH, "pool", None)
+    if pool is None:
+        pool = _SCRATCH.pool = {}
+    a = pool.get(name)
+    if a is None or a.shape != shape or a.dtype != dtype:
+        a = pool[name] = np.empty(shape, dtype)
+    return a
+
+
+def release_scratch() -> None:
+    """Drop the calling thread's scratch arrays (the trainer calls it when training ends)."""
+    _SCRATCH.pool = {}
+
+
+def sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale=1.0, max_exp=None,
+                      reuse=False):
     """Loss and ``scale * dL/dscore`` for positive scores ``s_pos`` and negative scores ``s_neg``.
 
     Parameters
@@ -47,6 +78,8 @@ def sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale=1.0, max_exp=N
         If given, terms scored beyond it on the wrong side (a positive below ``-max_exp``, a
         negative above ``max_exp``) get a zero derivative, as in gensim, whose sigmoid table ends
         at ±6 and skips them; word2vec.c and the exact gradient (None) apply the full push.
+    reuse : bool
+        Put ``d_neg`` and its temporary in :func:`scratch` arrays (valid until the next call).
 
     Returns
     -------
@@ -63,9 +96,14 @@ def sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale=1.0, max_exp=N
     if max_exp:
         d_pos[s_pos <= -max_exp] = 0
     # The negatives are the big [G, b, S] arrays: few passes, in place (exp underflow to 0 is fine).
-    d_neg = np.minimum(s_neg, _CLIP)
-    np.exp(d_neg, out=d_neg)  # e = exp(s)
-    t = d_neg + 1
+    if reuse:
+        d_neg = np.minimum(s_neg, _CLIP, out=scratch("d_neg", s_neg.shape, s_neg.dtype))
+        np.exp(d_neg, out=d_neg)  # e = exp(s)
+        t = np.add(d_neg, 1, out=scratch("t_neg", s_neg.shape, s_neg.dtype))
+    else:
+        d_neg = np.minimum(s_neg, _CLIP)
+        np.exp(d_neg, out=d_neg)  # e = exp(s)
+        t = d_neg + 1
     np.divide(d_neg, t, out=d_neg)  # sigmoid(s) = e / (1 + e)
     np.log(t, out=t)  # softplus(s) = log(1 + e)
     t *= neg_weight
@@ -78,7 +116,7 @@ def sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale=1.0, max_exp=N
 
 
 def sgns_loss_grad(v, u_pos, u_neg, pos_weight, neg_weight, scale=1.0, neg_scale=None,
-                   max_exp=None):
+                   max_exp=None, reuse=False):
     """Loss and scaled gradients of grouped negative-sampling logistic loss.
 
     Parameters
@@ -91,6 +129,12 @@ def sgns_loss_grad(v, u_pos, u_neg, pos_weight, neg_weight, scale=1.0, neg_scale
         Output vectors of each group's shared negatives.
     pos_weight, neg_weight, scale, max_exp
         See :func:`sgns_coefficients`.
+    reuse : bool
+        Write ``grad_v`` into ``v``'s buffer and use ``u_pos``'s as scratch (both are then
+        overwritten), and put the other temporaries and the output-side gradients in
+        :func:`scratch` arrays, valid until the next call. The training step passes its own
+        gathered copies: fewer and recycled buffers keep a batch's working set in a core's L2
+        cache and its pages mapped (identical results).
     neg_scale : ndarray, shape (G, S), optional
         Factor applied to each negative row's summed update (not to the loss or the input side).
         The trainer uses it to cap how much one popular negative moves per batch (see
@@ -105,20 +149,28 @@ def sgns_loss_grad(v, u_pos, u_neg, pos_weight, neg_weight, scale=1.0, neg_scale
         Gradients of the loss times ``scale``. ``grad_u_pos`` and ``grad_u_neg`` are views of one
         contiguous [G*b + G*S, d] buffer (``grad_u_pos.base``), in the order of the scatter.
     """
-    s_pos = np.einsum("gbd,gbd->gb", v, u_pos)
-    s_neg = np.matmul(v, u_neg.transpose(0, 2, 1))
-    loss, d_pos, d_neg = sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale, max_exp)
     g, b, d = v.shape
+    s_pos = np.einsum("gbd,gbd->gb", v, u_pos)
+    s_shape = (g, b, u_neg.shape[1])
+    s_neg = np.matmul(v, u_neg.transpose(0, 2, 1),
+                      out=scratch("s_neg", s_shape, v.dtype) if reuse else None)
+    loss, d_pos, d_neg = sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale, max_exp,
+                                           reuse)
     # Output-side gradients go to one buffer, [positives; negatives], ready for one scatter.
-    out = np.empty((g * b + u_neg.shape[0] * u_neg.shape[1], d), dtype=v.dtype)
+    out_shape = (g * b + u_neg.shape[0] * u_neg.shape[1], d)
+    out = scratch("grad_out", out_shape, v.dtype) if reuse else np.empty(out_shape, v.dtype)
     grad_u_pos = out[: g * b].reshape(g, b, d)
     grad_u_neg = out[g * b:].reshape(u_neg.shape)
     np.multiply(d_pos[..., None], v, out=grad_u_pos)
     np.matmul(d_neg.transpose(0, 2, 1), v, out=grad_u_neg)
     if neg_scale is not None:
         grad_u_neg *= neg_scale[..., None]
-    grad_v = np.matmul(d_neg, u_neg)
-    grad_v += d_pos[..., None] * u_pos
+    if reuse:  # v and u_pos are dead from here on
+        grad_v = np.matmul(d_neg, u_neg, out=v)
+        grad_v += np.multiply(d_pos[..., None], u_pos, out=u_pos)
+    else:
+        grad_v = np.matmul(d_neg, u_neg)
+        grad_v += d_pos[..., None] * u_pos
     return loss, grad_v, grad_u_pos, grad_u_neg
 
 
@@ -194,16 +246,24 @@ class Batch:
     neg_scale: np.ndarray | None = None  # [G, S], see sgns_loss_grad
 
 
+def _gather(w: np.ndarray, rows: np.ndarray, name: str) -> np.ndarray:
+    """``w[rows]`` into the scratch array ``name`` (rows are vocabulary rows, always in range;
+    ``mode="clip"`` because ``take`` with ``out`` and the default mode copies through a fresh
+    temporary)."""
+    return np.take(w, rows, axis=0, out=scratch(name, rows.shape + w.shape[1:], w.dtype),
+                   mode="clip")
+
+
 def apply_sgns_batch(w_in: np.ndarray, w_out: np.ndarray, batch: Batch) -> float:
     """One skip-gram SGD step on ``batch``, in place; returns the batch's summed loss."""
     g, b, s = batch.neg_weight.shape
     d = w_in.shape[1]
-    v = np.take(w_in, batch.inp, axis=0).reshape(g, b, d)
-    u_pos = np.take(w_out, batch.out, axis=0).reshape(g, b, d)
-    u_neg = np.take(w_out, batch.neg, axis=0)
+    v = _gather(w_in, batch.inp, "v").reshape(g, b, d)
+    u_pos = _gather(w_out, batch.out, "u_pos").reshape(g, b, d)
+    u_neg = _gather(w_out, batch.neg, "u_neg")
     loss, grad_v, grad_pos, grad_neg = sgns_loss_grad(
         v, u_pos, u_neg, batch.pos_weight, batch.neg_weight, -batch.lr, batch.neg_scale,
-        batch.max_exp,
+        batch.max_exp, reuse=True,
     )
     scatter_add(w_in, batch.in_flat, grad_v)
     scatter_add(w_out, batch.out_flat, grad_pos.base)
@@ -218,17 +278,18 @@ def apply_cbow_batch(w_in: np.ndarray, w_out: np.ndarray, batch: Batch) -> float
     """
     g, b, s = batch.neg_weight.shape
     d = w_in.shape[1]
-    ctx = np.take(w_in, batch.inp, axis=0)
-    h = np.zeros((g * b, d), dtype=w_in.dtype)
+    ctx = _gather(w_in, batch.inp, "ctx")
+    h = scratch("h", (g * b, d), w_in.dtype)
+    h[...] = 0
     scatter_add(h, batch.h_flat, ctx)
     h /= batch.counts[:, None]
-    u_pos = np.take(w_out, batch.out, axis=0).reshape(g, b, d)
-    u_neg = np.take(w_out, batch.neg, axis=0)
+    u_pos = _gather(w_out, batch.out, "u_pos").reshape(g, b, d)
+    u_neg = _gather(w_out, batch.neg, "u_neg")
     loss, grad_h, grad_pos, grad_neg = sgns_loss_grad(
         h.reshape(g, b, d), u_pos, u_neg, batch.pos_weight, batch.neg_weight, -batch.lr,
-        batch.neg_scale, batch.max_exp,
+        batch.neg_scale, batch.max_exp, reuse=True,
     )
-    grad_ctx = np.take(grad_h.reshape(g * b, d), batch.centre_of_pair, axis=0)
+    grad_ctx = _gather(grad_h.reshape(g * b, d), batch.centre_of_pair, "ctx")  # ctx is dead
     scatter_add(w_in, batch.in_flat, grad_ctx)
     scatter_add(w_out, batch.out_flat, grad_pos.base)
     return loss

@@ -64,7 +64,7 @@ from recommender.train.model import (
 )
 from recommender.train.parallel import ProcessTrainer
 from recommender.train.prefetch import prefetch
-from recommender.train.sgns import apply_cbow_batch, apply_sgns_batch
+from recommender.train.sgns import apply_cbow_batch, apply_sgns_batch, release_scratch
 
 __all__ = ["TrainConfig", "Model", "train"]
 
@@ -321,6 +321,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                 cb(epoch + 1, float(mean), model)
     finally:
         sys.setswitchinterval(switch)
+        release_scratch()
         held.close()
         if bar is not None:
             bar.close()
@@ -375,20 +376,26 @@ def auto_batch_size(tokens: int, group_size: int = 64, peak_row_share: float = 0
     ``peak_row_share`` (:meth:`BatchMaker.peak_row_share`) bounds the batch so that the busiest
     item takes about ``MAX_ROW_UPDATES`` updates per batch at most: a heavy head or a small
     catalogue gets smaller batches instead of a cap that biases popular items. With
-    ``processes`` training at once each computes its batch without the others' updates in
-    flight, so both bounds apply to the processes' batches together. Their batches round down
-    to a multiple of 256 rather than a power of two: halving a power of two would leave up to
-    half of what the bounds allow unused (2M-token benchmark: 512 pairs where 790 are allowed;
-    768 trained 7% faster, ``benchmarks/bench_trainer.py``), while one process keeps its powers
-    of two and so its reproducible results.
+    ``processes`` training at once, each process's batch obeys both bounds on its own. Until
+    issue 9's last round they held for the processes' batches together (each process computes
+    its batch without the others' updates in flight), but on the dense benchmark log, the only
+    one where they bind, that cost speed and bought no quality: two processes at 2,048 pairs
+    each instead of the shared bound's 1,280 gave HR@10 (cosine / input . output) 0.1012 / 0.1094
+    against 0.1000 / 0.1092 at gensim's defaults, 0.1145 / 0.1454 against 0.1141 / 0.1448 at
+    issue 9's setting B, medians of 3 seeds (``bench_spread.py --corpora dense --set
+    processes=2``), and trained 1.05-1.13x the words/s in paired runs (``bench_trainer.py --log
+    dense --processes 2 --against``). Several processes' batches round down to a multiple of
+    256 rather than a power of two, so they use what the bounds allow (2M-token benchmark: 768
+    pairs where 790 were allowed trained 7% faster than 512), while one process keeps its
+    powers of two and so its reproducible results.
 
     ``MAX_BATCH`` caps each process's batch: above about 2,048 pairs a batch's gathered rows
     and scatter indices outgrow a core's L2 cache, and with two processes, batches of 4,096 each
     cost input·output ranking at issue 9's settings B and C (see ``MAX_BATCH``).
     """
-    size = max(int(tokens // (32 * processes)), 1)
+    size = max(int(tokens // 32), 1)
     if peak_row_share > 0:
-        size = min(size, int(MAX_ROW_UPDATES / (peak_row_share * processes)))
+        size = min(size, int(MAX_ROW_UPDATES / peak_row_share))
     size = min(size, MAX_BATCH)
     size = 1 << max(size, 1).bit_length() - 1 if processes == 1 else size - size % 256
     return max(size, 256, group_size)
