@@ -66,6 +66,30 @@ def test_same_seed_is_bit_identical_for_any_worker_count():
     assert not np.array_equal(a.vectors, other.vectors)
 
 
+@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
+def test_trainings_in_two_threads_at_once_match_one_alone(architecture):
+    """The training step's scratch arrays belong to the calling thread: two models trained at
+    once in two threads of one process are bit-identical to each trained alone."""
+    import threading
+
+    data = planted(sessions=400)
+    configs = [TrainConfig(architecture=architecture, seed=seed, **QUICK) for seed in (1, 2)]
+    alone = [train(data, c) for c in configs]
+    together = [None, None]
+
+    def run(i):
+        together[i] = train(data, configs[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for a, b in zip(alone, together):
+        assert np.array_equal(a.vectors, b.vectors)
+        assert np.array_equal(a.context_vectors, b.context_vectors)
+
+
 def test_callbacks_see_each_epoch_and_can_stop_training():
     seen = []
 
