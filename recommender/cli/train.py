@@ -46,9 +46,10 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
                    "to run; 1 gives the same vectors for the same seed. Not with "
                    "--catalog-attributes")
     p.add_argument("--batch-size", type=int,
-                   help="pairs per minibatch (default: tokens/32 within 256..2048); smaller is "
-                   "closer to word2vec's plain SGD; larger has less overhead per batch until "
-                   "its rows outgrow the CPU cache (about 2,048 pairs)")
+                   help="pairs per minibatch, for each process (default: tokens/32, fewer on "
+                   "a heavy popularity head, within 256..2048); smaller is closer to "
+                   "word2vec's plain SGD; larger has less overhead per batch until its rows "
+                   "outgrow the CPU cache (about 2,048 pairs)")
 
 
 def config_from_args(args: argparse.Namespace, base: dict | None = None,
