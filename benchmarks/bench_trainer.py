@@ -236,12 +236,16 @@ def compare(args) -> None:
     variants = {("pin2vec" if n == 1 else f"pin2vec-p{n}"): n
                 for n in (int(x) for x in str(args.processes).split(","))}
     roots = {}  # --against's column -> the checkout whose ``recommender`` it imports
+    pair = None
     if args.against:
         root = Path(args.against).resolve()
         if not (root / "recommender" / "train" / "trainer.py").is_file():
             raise SystemExit(f"--against {root}: not a pin2vec checkout (no recommender/train)")
-        name = f"base-p{max(variants.values())}"
-        variants[name] = max(variants.values())
+        processes = max(variants.values())
+        name = f"base-p{processes}"
+        # The A/B pair: this checkout's column with as many processes, and the other checkout's.
+        pair = (next(t for t, n in variants.items() if n == processes), name)
+        variants[name] = processes
         roots[name] = root
     trainers = list(variants) + ([] if args.skip_gensim else ["gensim"])
     results: dict[str, list[dict]] = {t: [] for t in trainers}
@@ -292,10 +296,9 @@ def compare(args) -> None:
         for t in ratios:
             r = per_run[t]
             print(f"  {t + '/gensim':20s} {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})")
-    base = next((t for t in trainers if t.startswith("base-")), None)
-    if base and args.runs > 1:
+    if pair and args.runs > 1:
         # The checkout against --against, run by run (each pair ran back to back): the A/B.
-        mine = base.replace("base-", "pin2vec-").replace("pin2vec-p1", "pin2vec")
+        mine, base = pair
         r = [a["words_per_s"] / b["words_per_s"] for a, b in zip(results[mine], results[base])]
         print(f"  {mine + '/' + base:20s} {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})"
               f"  <- this checkout against --against, per run")

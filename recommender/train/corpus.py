@@ -95,8 +95,7 @@ class _IdCounts:
             # bincount sums in float64, exact for counts below 2**53.
             encoded = pc.dictionary_encode(ids)
             codes = encoded.indices.to_numpy(zero_copy_only=False)
-            counts = np.bincount(codes, weights=counts,
-                                 minlength=len(encoded.dictionary)).astype(np.int64)
+            counts = np.bincount(codes, weights=counts, minlength=len(encoded.dictionary))
             ids = encoded.dictionary
         return ids, counts.astype(np.int64, copy=False)
 

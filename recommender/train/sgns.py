@@ -52,6 +52,11 @@ def scratch(name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     return a
 
 
+def _scratch_if(reuse: bool, name: str, like: np.ndarray) -> np.ndarray | None:
+    """A scratch array shaped like ``like`` when ``reuse``, else None (a ufunc's fresh output)."""
+    return scratch(name, like.shape, like.dtype) if reuse else None
+
+
 def release_scratch() -> None:
     """Drop the calling thread's scratch arrays (the trainer calls it when training ends)."""
     _SCRATCH.pool = {}
@@ -96,14 +101,9 @@ def sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale=1.0, max_exp=N
     if max_exp:
         d_pos[s_pos <= -max_exp] = 0
     # The negatives are the big [G, b, S] arrays: few passes, in place (exp underflow to 0 is fine).
-    if reuse:
-        d_neg = np.minimum(s_neg, _CLIP, out=scratch("d_neg", s_neg.shape, s_neg.dtype))
-        np.exp(d_neg, out=d_neg)  # e = exp(s)
-        t = np.add(d_neg, 1, out=scratch("t_neg", s_neg.shape, s_neg.dtype))
-    else:
-        d_neg = np.minimum(s_neg, _CLIP)
-        np.exp(d_neg, out=d_neg)  # e = exp(s)
-        t = d_neg + 1
+    d_neg = np.minimum(s_neg, _CLIP, out=_scratch_if(reuse, "d_neg", s_neg))
+    np.exp(d_neg, out=d_neg)  # e = exp(s)
+    t = np.add(d_neg, 1, out=_scratch_if(reuse, "t_neg", s_neg))
     np.divide(d_neg, t, out=d_neg)  # sigmoid(s) = e / (1 + e)
     np.log(t, out=t)  # softplus(s) = log(1 + e)
     t *= neg_weight
@@ -151,9 +151,8 @@ def sgns_loss_grad(v, u_pos, u_neg, pos_weight, neg_weight, scale=1.0, neg_scale
     """
     g, b, d = v.shape
     s_pos = np.einsum("gbd,gbd->gb", v, u_pos)
-    s_shape = (g, b, u_neg.shape[1])
     s_neg = np.matmul(v, u_neg.transpose(0, 2, 1),
-                      out=scratch("s_neg", s_shape, v.dtype) if reuse else None)
+                      out=scratch("s_neg", (g, b, u_neg.shape[1]), v.dtype) if reuse else None)
     loss, d_pos, d_neg = sgns_coefficients(s_pos, s_neg, pos_weight, neg_weight, scale, max_exp,
                                            reuse)
     # Output-side gradients go to one buffer, [positives; negatives], ready for one scatter.
@@ -165,12 +164,9 @@ def sgns_loss_grad(v, u_pos, u_neg, pos_weight, neg_weight, scale=1.0, neg_scale
     np.matmul(d_neg.transpose(0, 2, 1), v, out=grad_u_neg)
     if neg_scale is not None:
         grad_u_neg *= neg_scale[..., None]
-    if reuse:  # v and u_pos are dead from here on
-        grad_v = np.matmul(d_neg, u_neg, out=v)
-        grad_v += np.multiply(d_pos[..., None], u_pos, out=u_pos)
-    else:
-        grad_v = np.matmul(d_neg, u_neg)
-        grad_v += d_pos[..., None] * u_pos
+    # With reuse, v and u_pos are dead from here on: grad_v goes into v, the product into u_pos.
+    grad_v = np.matmul(d_neg, u_neg, out=v if reuse else None)
+    grad_v += np.multiply(d_pos[..., None], u_pos, out=u_pos if reuse else None)
     return loss, grad_v, grad_u_pos, grad_u_neg
 
 
