@@ -1,6 +1,7 @@
 """Training in several processes on shared weights (TrainConfig.processes > 1)."""
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -117,3 +118,43 @@ def test_run_refuses_processes_with_attributes_before_any_stage(tmp_path, capsys
                 "category", "--quiet"])
     assert code == 2 and "--processes 1 only" in capsys.readouterr().err
     assert not out.exists()  # refused before sessionizing
+
+
+class _OneExitPerSign:
+    """The pool's task queue, but each stop sign waits until a worker has taken one and exited:
+    the order that lost a worker its sign whenever a quick worker exited mid-close."""
+
+    def __init__(self, tasks, procs):
+        self.tasks, self.procs, self.signs = tasks, procs, 0
+
+    def put(self, item, timeout=None):
+        self.tasks.put(item, timeout=timeout)
+        if item is None:
+            self.signs += 1
+            deadline = time.monotonic() + 5
+            while (sum(p.exitcode is not None for p in self.procs) < self.signs
+                   and time.monotonic() < deadline):
+                time.sleep(0.005)
+
+    def __getattr__(self, name):
+        return getattr(self.tasks, name)
+
+
+def test_close_stops_every_worker_without_terminating_one():
+    # Each live worker gets a stop sign. close() once sent a sign per worker that was still
+    # alive when its turn came: a worker that took an earlier sign and exited cost a slower one
+    # its sign, and that one idled until terminated (a 5 s stall after training, 1 run in 10).
+    from recommender.train.corpus import BatchMaker, Corpus
+    from recommender.train.parallel import ProcessTrainer
+    from recommender.train.sgns import apply_sgns_batch
+
+    config = TrainConfig(processes=4, **QUICK)
+    corpus = Corpus(planted(), config.min_count)
+    maker = BatchMaker(config, corpus.vocab, config.dim, 256, config.group_size,
+                       config.negatives_per_group())
+    w = np.zeros((len(corpus.vocab), config.dim), np.float32)
+    for _ in range(6):
+        pool = ProcessTrainer(config, maker, apply_sgns_batch, w, w.copy())
+        pool.tasks = _OneExitPerSign(pool.tasks, pool.procs)
+        pool.close()
+        assert [p.exitcode for p in pool.procs] == [0, 0, 0, 0]  # none terminated
