@@ -158,3 +158,37 @@ def test_close_stops_every_worker_without_terminating_one():
         pool.tasks = _OneExitPerSign(pool.tasks, pool.procs)
         pool.close()
         assert [p.exitcode for p in pool.procs] == [0, 0, 0, 0]  # none terminated
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_processes_meet_between_epochs_only_when_asked(sync):
+    # With sync the weights at each yield are the epoch's end and stay so until the caller asks
+    # for the next epoch (a checkpoint reads them there); without, the next epoch is already
+    # training. Either way every epoch comes back once, in order, with all its examples.
+    from recommender.train.corpus import BatchMaker, Corpus
+    from recommender.train.parallel import ProcessTrainer
+    from recommender.train.sgns import apply_sgns_batch
+
+    config = TrainConfig(processes=2, sample=0.0, shrink_window=False, **QUICK)
+    corpus = Corpus(planted(sessions=3200), config.min_count)
+    maker = BatchMaker(config, corpus.vocab, config.dim, 256, config.group_size,
+                       config.negatives_per_group())
+    rng = np.random.default_rng(0)
+    w_in = ((rng.random((len(corpus.vocab), config.dim)) - 0.5) / config.dim).astype(np.float32)
+    pool = ProcessTrainer(config, maker, apply_sgns_batch, w_in, np.zeros_like(w_in))
+    got, still = [], []
+    try:
+        for epoch, _, examples in pool.run(corpus.chunks, range(3), corpus.raw_tokens,
+                                           3 * corpus.raw_tokens, lambda *a: None,
+                                           sync=lambda e: sync):
+            got.append((epoch, examples))
+            before = pool.w_out.copy()
+            time.sleep(0.2)
+            still.append(np.array_equal(before, pool.w_out))
+    finally:
+        pool.close()
+    assert got == [(0, 3200 * 50), (1, 3200 * 50), (2, 3200 * 50)]
+    # The last epoch always ends with a meeting; the others only when asked (without it, the
+    # next epoch's units train while the caller holds an epoch's result).
+    assert still[-1]
+    assert all(still) if sync else not all(still[:-1])
