@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from recommender.core.errors import ConfigError, TrainingError
+from recommender.train.corpus import sorted_distinct
 
 # Tokens per unit of work handed to a process (whole sessions, so about this many): small
 # enough that the processes share the work evenly (a 2M-token corpus is ~30 units; a chunk is
@@ -68,7 +69,7 @@ def _units(lengths: np.ndarray, processes: int, unit_tokens: int = UNIT_TOKENS):
     ends = np.concatenate([[0], np.cumsum(lengths)])
     parts = max(-(-int(ends[-1]) // unit_tokens), 2 * processes)
     cuts = np.searchsorted(ends, np.arange(1, parts) * (ends[-1] / parts), "left")
-    bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]]))
+    bounds = sorted_distinct(np.concatenate([[0], cuts, [len(lengths)]]))
     for part, (s, e) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
         yield part, slice(s, e), slice(int(ends[s]), int(ends[e]))
 
