@@ -188,6 +188,11 @@ def test_processes_meet_between_epochs_only_when_asked(sync):
     finally:
         pool.close()
     assert got == [(0, 3200 * 50), (1, 3200 * 50), (2, 3200 * 50)]
+    # The pool's record of its units (bench_timeline.py): every token of every epoch, each unit
+    # from one of the workers, ending after it started.
+    assert sum(u[1] for u in pool.units) == 3 * corpus.raw_tokens
+    assert {u[2] for u in pool.units} <= {p.pid for p in pool.procs}
+    assert all(u[3] <= u[4] for u in pool.units)
     # The last epoch always ends with a meeting; the others only when asked (without it, the
     # next epoch's units train while the caller holds an epoch's result).
     assert still[-1]

@@ -35,6 +35,7 @@ import mmap
 import multiprocessing as mp
 import os
 import queue
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 
@@ -99,6 +100,7 @@ def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> Non
             if task is None:
                 return
             key, epoch, base, span_lr, planned, tokens, lengths = task
+            start = time.perf_counter()
             raw = len(tokens)
             rng = np.random.default_rng([config.seed, epoch, *key])
 
@@ -110,7 +112,7 @@ def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> Non
             for batch in maker.batches(tokens, lengths, rng, lr_at):
                 loss += apply(w_in, w_out, batch)
                 examples += batch.examples
-            results.put((epoch, raw, loss, examples))
+            results.put((epoch, raw, loss, examples, os.getpid(), start, time.perf_counter()))
     except BaseException:  # reported to the parent, which raises it as a TrainingError
         results.put(("error", traceback.format_exc()))
 
@@ -131,6 +133,10 @@ class ProcessTrainer:
         ctx = mp.get_context("fork")
         self.tasks = ctx.Queue(2 * config.processes)
         self.results = ctx.Queue()
+        # (epoch, raw tokens, worker pid, start, end) of every finished unit, in the order they
+        # came back; start and end are time.perf_counter() of the worker (CLOCK_MONOTONIC on
+        # Linux: one clock for all processes). benchmarks/bench_parallel.py --timeline reads it.
+        self.units: list[tuple] = []
         self.procs = [ctx.Process(target=_work, name=f"pin2vec-train-{i}", daemon=True,
                                   args=(maker, apply, config, self.w_in, self.w_out, self.tasks,
                                         self.results, os.getpid()))
@@ -185,7 +191,8 @@ class ProcessTrainer:
         waiting = list(epochs)  # epochs not yet yielded, in order
 
         def receive() -> None:
-            epoch, raw, unit_loss, unit_examples = self._result()
+            epoch, raw, unit_loss, unit_examples, *when = self._result()
+            self.units.append((epoch, raw, *when))
             loss[epoch] += unit_loss
             examples[epoch] += unit_examples
             pending[epoch] -= 1
