@@ -135,7 +135,7 @@ class ProcessTrainer:
         self.results = ctx.Queue()
         # (epoch, raw tokens, worker pid, start, end) of every finished unit, in the order they
         # came back; start and end are time.perf_counter() of the worker (CLOCK_MONOTONIC on
-        # Linux: one clock for all processes). benchmarks/bench_parallel.py --timeline reads it.
+        # Linux: one clock for all processes). benchmarks/bench_timeline.py reads it.
         self.units: list[tuple] = []
         self.procs = [ctx.Process(target=_work, name=f"pin2vec-train-{i}", daemon=True,
                                   args=(maker, apply, config, self.w_in, self.w_out, self.tasks,
