@@ -249,13 +249,16 @@ def compare(args) -> None:
         roots[name] = root
     trainers = list(variants) + ([] if args.skip_gensim else ["gensim"])
     results: dict[str, list[dict]] = {t: [] for t in trainers}
+    here = Path(__file__).resolve().parents[1]  # this checkout, whatever pip installed
     for run in range(args.runs):
-        for trainer in trainers:  # alternate so all see the same machine noise
+        order = trainers if run % 2 == 0 else trainers[::-1]  # same noise for all, both orders
+        for trainer in order:
             worker = "gensim" if trainer == "gensim" else "pin2vec"
-            env = None
-            if trainer in roots:  # the other checkout's package first on the path
-                env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-                    [str(roots[trainer])] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+            # Each pin2vec column imports its own checkout's package (until issue 9's last
+            # round this checkout's column imported whichever one pip had installed).
+            env = None if worker == "gensim" else dict(os.environ, PYTHONPATH=os.pathsep.join(
+                [str(roots.get(trainer, here))] + os.environ.get("PYTHONPATH", "").split(
+                    os.pathsep)))
             cmd = [sys.executable, __file__, "--worker", worker,
                    "--corpus", str(corpus), f"--processes={variants.get(trainer, 1)}"]
             cmd += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (

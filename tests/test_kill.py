@@ -117,6 +117,20 @@ def test_kill_train_then_resume(tmp_path, capsys):
     assert not (out / "checkpoint").exists() and not any(out.glob(".*.tmp"))
 
 
+def test_kill_train_with_processes_leaves_no_worker(tmp_path, capsys):
+    # The forked training processes check every 0.2 s that their parent lives.
+    rng = np.random.default_rng(2)
+    sessions = [[f"i{j}" for j in rng.integers(0, 400, 8)] for _ in range(3000)]
+    source = write_sessions_dir(tmp_path / "S", sessions)
+    out = tmp_path / "M"
+    argv = ["train", "--sessions", str(source), "--output", str(out), "--epochs", "4",
+            "--dim", "8", "--quiet", "--processes", "2"]
+    kill_when(argv, lambda: (out / "checkpoint" / "state.json").exists(), grace=1.0)
+    assert cli([*argv, "--resume"]) == 0, capsys.readouterr().err
+    assert Model.load(out).manifest["config"]["processes"] == 2
+    assert not (out / "checkpoint").exists()
+
+
 def test_kill_index(tmp_path, capsys):
     rng = np.random.default_rng(2)
     model = write_model_dir(tmp_path / "M", [f"i{j}" for j in range(3000)],

@@ -1,6 +1,7 @@
 """Training in several processes on shared weights (TrainConfig.processes > 1)."""
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -117,3 +118,82 @@ def test_run_refuses_processes_with_attributes_before_any_stage(tmp_path, capsys
                 "category", "--quiet"])
     assert code == 2 and "--processes 1 only" in capsys.readouterr().err
     assert not out.exists()  # refused before sessionizing
+
+
+class _OneExitPerSign:
+    """The pool's task queue, but each stop sign waits until a worker has taken one and exited:
+    the order that lost a worker its sign whenever a quick worker exited mid-close."""
+
+    def __init__(self, tasks, procs):
+        self.tasks, self.procs, self.signs = tasks, procs, 0
+
+    def put(self, item, timeout=None):
+        self.tasks.put(item, timeout=timeout)
+        if item is None:
+            self.signs += 1
+            deadline = time.monotonic() + 5
+            while (sum(p.exitcode is not None for p in self.procs) < self.signs
+                   and time.monotonic() < deadline):
+                time.sleep(0.005)
+
+    def __getattr__(self, name):
+        return getattr(self.tasks, name)
+
+
+def test_close_stops_every_worker_without_terminating_one():
+    # Each live worker gets a stop sign. close() once sent a sign per worker that was still
+    # alive when its turn came: a worker that took an earlier sign and exited cost a slower one
+    # its sign, and that one idled until terminated (a 5 s stall after training, 1 run in 10).
+    from recommender.train.corpus import BatchMaker, Corpus
+    from recommender.train.parallel import ProcessTrainer
+    from recommender.train.sgns import apply_sgns_batch
+
+    config = TrainConfig(processes=4, **QUICK)
+    corpus = Corpus(planted(), config.min_count)
+    maker = BatchMaker(config, corpus.vocab, config.dim, 256, config.group_size,
+                       config.negatives_per_group())
+    w = np.zeros((len(corpus.vocab), config.dim), np.float32)
+    for _ in range(6):
+        pool = ProcessTrainer(config, maker, apply_sgns_batch, w, w.copy())
+        pool.tasks = _OneExitPerSign(pool.tasks, pool.procs)
+        pool.close()
+        assert [p.exitcode for p in pool.procs] == [0, 0, 0, 0]  # none terminated
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_processes_meet_between_epochs_only_when_asked(sync):
+    # With sync the weights at each yield are the epoch's end and stay so until the caller asks
+    # for the next epoch (a checkpoint reads them there); without, the next epoch is already
+    # training. Either way every epoch comes back once, in order, with all its examples.
+    from recommender.train.corpus import BatchMaker, Corpus
+    from recommender.train.parallel import ProcessTrainer
+    from recommender.train.sgns import apply_sgns_batch
+
+    config = TrainConfig(processes=2, sample=0.0, shrink_window=False, **QUICK)
+    corpus = Corpus(planted(sessions=3200), config.min_count)
+    maker = BatchMaker(config, corpus.vocab, config.dim, 256, config.group_size,
+                       config.negatives_per_group())
+    rng = np.random.default_rng(0)
+    w_in = ((rng.random((len(corpus.vocab), config.dim)) - 0.5) / config.dim).astype(np.float32)
+    pool = ProcessTrainer(config, maker, apply_sgns_batch, w_in, np.zeros_like(w_in))
+    got, still = [], []
+    try:
+        for epoch, _, examples in pool.run(corpus.chunks, range(3), corpus.raw_tokens,
+                                           3 * corpus.raw_tokens, lambda *a: None,
+                                           sync=lambda e: sync):
+            got.append((epoch, examples))
+            before = pool.w_out.copy()
+            time.sleep(0.2)
+            still.append(np.array_equal(before, pool.w_out))
+    finally:
+        pool.close()
+    assert got == [(0, 3200 * 50), (1, 3200 * 50), (2, 3200 * 50)]
+    # The pool's record of its units (bench_timeline.py): every token of every epoch, each unit
+    # from one of the workers, ending after it started.
+    assert sum(u[1] for u in pool.units) == 3 * corpus.raw_tokens
+    assert {u[2] for u in pool.units} <= {p.pid for p in pool.procs}
+    assert all(u[3] <= u[4] for u in pool.units)
+    # The last epoch always ends with a meeting; the others only when asked (without it, the
+    # next epoch's units train while the caller holds an epoch's result).
+    assert still[-1]
+    assert all(still) if sync else not all(still[:-1])

@@ -25,8 +25,9 @@ from recommender.train.sgns import Batch, _flat_rows, _lanes
 CHUNK_SESSIONS = 16_384  # sessions per chunk: one RNG stream and one tokenising call each
 PREFETCH_DEPTH = 4  # batches queued ahead of the float math
 # Scatter-index buffers are recycled (fresh multi-MB arrays per batch cost page faults): a batch
-# uses at most 3, and at most PREFETCH_DEPTH + 2 batches are alive at once.
-_RING = 3 * (PREFETCH_DEPTH + 3)
+# uses at most 3, and with the prefetch thread at most PREFETCH_DEPTH + 2 batches are alive at
+# once (one being prepared, the queue, one being applied); one more for safety.
+ALIVE_PREFETCHED = PREFETCH_DEPTH + 3
 # --window 0 (whole session) context limit: the items on either side of a centre. Sessions of up
 # to WHOLE_SESSION_LIMIT + 1 items are used whole; in longer ones each item sees this many on
 # each side, so the pairs of a session grow linearly with its length instead of quadratically
@@ -225,6 +226,17 @@ class Corpus:
             yield self._tokens(codes, rows, lengths)
 
 
+def sorted_distinct(a: np.ndarray) -> np.ndarray:
+    """The distinct values of the non-decreasing array ``a``, in order.
+
+    ``np.unique`` without its sort, and without the import of ``numpy.ma`` (~6 ms) that its
+    first call in a process costs (numpy 2): a fixed cost of every training run otherwise.
+    """
+    keep = np.ones(len(a), dtype=bool)
+    np.not_equal(a[1:], a[:-1], out=keep[1:])
+    return a[keep]
+
+
 def alias_table(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Walker's alias table (Vose's construction) of the distribution ``p`` (sums to 1).
 
@@ -259,9 +271,8 @@ class BatchMaker:
         self.negative = config.negative
         self.dim, self.batch_size, self.group, self.shared = dim, batch_size, group, shared
         self.cap = config.row_update_cap
-        self._ring: list[np.ndarray] = [np.empty(0, np.int64)] * _RING
+        self.keep_alive(ALIVE_PREFETCHED)
         self._lanes = np.arange(dim // _lanes(dim), dtype=np.int64)
-        self._slot = 0
         self.vocab_size = len(vocab)
         # Scatter indices of every vocabulary row, for small catalogues (see FLAT_TABLE_BYTES).
         width = len(self._lanes)
@@ -277,6 +288,19 @@ class BatchMaker:
         weights = counts ** config.ns_exponent
         self.noise = weights / weights.sum()  # each item's probability of a negative draw
         self._alias_prob, self._alias = alias_table(self.noise)
+
+    def keep_alive(self, batches: int) -> None:
+        """Recycle scatter-index buffers so that the last ``batches`` batches stay intact.
+
+        A batch holds 2 buffers (skip-gram) or 3 (CBOW); the ring has a multiple of 6 slots, so a
+        slot always serves the same kind of buffer and, once sized, is never reallocated. Every
+        slot is new memory the first time it is written, so a larger ring than the consumer
+        needs costs page faults: a training process, which applies each batch before it asks
+        for the next (2 alive), faulted ~300 pages per batch through its first unit with the
+        prefetch thread's 21-slot ring (about 8 ms of a 0.5 s training; issue 9).
+        """
+        self._ring: list[np.ndarray] = [np.empty(0, np.int64)] * (6 * -(-batches // 2))
+        self._slot = 0
 
     def peak_row_share(self) -> float:
         """Expected output-row updates of the busiest item per training pair.
@@ -332,7 +356,7 @@ class BatchMaker:
         cum = np.cumsum(count)
         # Batch boundaries fall between centres, after about batch_size pairs each.
         cuts = np.searchsorted(cum, np.arange(self.batch_size, total, self.batch_size), "left") + 1
-        bounds = np.unique(np.concatenate([[0], cuts, [n]]))
+        bounds = sorted_distinct(np.concatenate([[0], cuts, [n]]))
         for a, c in zip(bounds[:-1], bounds[1:]):
             cnt = count[a:c]
             pairs = int(cnt.sum())
@@ -457,7 +481,7 @@ class BatchMaker:
         catalogue); False for other matrices (CBOW's per-batch means)."""
         width = self.dim // _lanes(self.dim)
         n = len(rows) * width
-        slot = self._slot = (self._slot + 1) % _RING
+        slot = self._slot = (self._slot + 1) % len(self._ring)
         if len(self._ring[slot]) < n:
             self._ring[slot] = np.empty(int(n * 1.25), np.int64)
         out = self._ring[slot][:n].reshape(len(rows), width)

@@ -43,13 +43,17 @@ def mean_pair_cosine(vectors: np.ndarray, pairs: int = 4096, seed: int = 0) -> f
     """
     if len(vectors) < 2:
         return 0.0
-    v = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(v, axis=1)
-    unit = v / np.where(norms > 0, norms, 1.0)[:, None]
+    vectors = np.asarray(vectors)
     rng = np.random.default_rng(seed)
-    i = rng.integers(len(v), size=pairs)
-    j = (i + rng.integers(1, len(v), size=pairs)) % len(v)  # never i itself
-    return float(np.einsum("nd,nd->n", unit[i], unit[j]).mean())
+    i = rng.integers(len(vectors), size=pairs)
+    j = (i + rng.integers(1, len(vectors), size=pairs)) % len(vectors)  # never i itself
+
+    def unit(rows):  # only the sampled rows, in float64 (the whole matrix cost 0.13 s at 50k)
+        v = vectors[rows].astype(np.float64)
+        norms = np.linalg.norm(v, axis=1)
+        return v / np.where(norms > 0, norms, 1.0)[:, None]
+
+    return float(np.einsum("nd,nd->n", unit(i), unit(j)).mean())
 
 
 def collapse_advice(cosine: float) -> str | None:

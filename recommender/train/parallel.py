@@ -8,19 +8,20 @@ in two threads of one process ran at 0.87x the throughput of one thread, in two 
 lock-step (bit-identical) costs more in synchronisation than it saves: a batch is about a
 millisecond of work.
 
-So the processes do not synchronise per batch. The input and output matrices live in shared
-memory; the parent reads the corpus and hands out *units* (whole sessions of a chunk, about
-``UNIT_TOKENS`` tokens; the epoch's last chunk ``TAIL_SPLIT`` times finer, so the processes
-finish the epoch together) through a queue; each worker prepares and applies the batches of its
-unit and writes straight into the shared weights, as word2vec.c's and gensim's threads do
-("Hogwild", Recht et al. 2011). Updates of a row from two processes can interleave and one can
-be lost; rows are 64 floats among tens of thousands, so this is rare and, like SGD noise,
-harmless to quality (measured in the benchmark). The price is reproducibility: the result
-depends on timing, so the same seed no longer gives bit-identical vectors (``processes = 1``,
-the default, does). Each unit keeps its own random stream, ``(seed, epoch, chunk, part)``, and
-its learning rate is the one sequential training would use at that point of the epoch. Each
-process's automatic batch obeys the batch-size bounds on its own (``auto_batch_size`` says
-what was measured).
+So the processes do not synchronise per batch. The input and output matrices live in shared memory;
+the parent reads the corpus and hands out *units* (whole sessions of a chunk, about ``UNIT_TOKENS``
+tokens) through a queue; each worker prepares and applies the batches of its unit and writes
+straight into the shared weights, as word2vec.c's and gensim's threads do ("Hogwild", Recht et al.
+2011). Nor do they meet between epochs unless the caller reads the weights there (a checkpoint, a
+callback): the next epoch's units go out while the last ones of this epoch still train. Where they
+do meet, and at the end, the last chunk is cut ``TAIL_SPLIT`` times finer so they finish together.
+Updates of a row from two processes can interleave and one can be lost; rows are 64 floats among
+tens of thousands, so this is rare and, like SGD noise, harmless to quality (measured in the
+benchmark). The price is reproducibility: the result depends on timing, so the same seed no longer
+gives bit-identical vectors (``processes = 1``, the default, does). Each unit keeps its own random
+stream, ``(seed, epoch, chunk, part)``, and its learning rate is the one sequential training would
+use at that point of the epoch. Each process's automatic batch obeys the batch-size bounds on its
+own (``auto_batch_size`` says what was measured).
 
 Workers are forked: they inherit the batch maker and the shared matrices, nothing is pickled
 but the units. Where ``fork`` is unavailable (Windows) ``processes > 1`` is refused. Catalogue
@@ -29,23 +30,27 @@ attributes, which update their own vectors after every batch, need ``processes =
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import multiprocessing as mp
 import os
 import queue
+import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
 from recommender.core.errors import ConfigError, TrainingError
+from recommender.train.corpus import sorted_distinct
 
 # Tokens per unit of work handed to a process (whole sessions, so about this many): small
-# enough that the processes finish an epoch together (a 2M-token corpus is ~30 units; a chunk
-# is cut into at least 2 units per process), large enough that the queue is not the work.
+# enough that the processes share the work evenly (a 2M-token corpus is ~30 units; a chunk is
+# cut into at least 2 units per process), large enough that the queue is not the work.
 UNIT_TOKENS = 1 << 16
-# The epoch's last chunk is cut this many times finer: the processes meet at the end of every
-# epoch, and one waits for the other's last unit (half a unit on average; an eighth of it here).
+# Before the processes meet (the end of training, or an epoch whose weights are read) the last
+# chunk is cut this many times finer: one waits for the other's last unit (half a unit on
+# average; an eighth of it here).
 TAIL_SPLIT = 8
 _POLL = 0.2  # seconds between checks that the workers are alive while waiting on a queue
 
@@ -65,7 +70,7 @@ def _units(lengths: np.ndarray, processes: int, unit_tokens: int = UNIT_TOKENS):
     ends = np.concatenate([[0], np.cumsum(lengths)])
     parts = max(-(-int(ends[-1]) // unit_tokens), 2 * processes)
     cuts = np.searchsorted(ends, np.arange(1, parts) * (ends[-1] / parts), "left")
-    bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]]))
+    bounds = sorted_distinct(np.concatenate([[0], cuts, [len(lengths)]]))
     for part, (s, e) in enumerate(zip(bounds[:-1].tolist(), bounds[1:].tolist())):
         yield part, slice(s, e), slice(int(ends[s]), int(ends[e]))
 
@@ -83,6 +88,7 @@ def _with_last(chunks):
 
 def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> None:
     """A worker's loop: apply each unit's batches to the shared weights, report its loss."""
+    maker.keep_alive(2)  # each batch is applied before the next is made (see keep_alive)
     try:
         while True:
             try:
@@ -94,6 +100,7 @@ def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> Non
             if task is None:
                 return
             key, epoch, base, span_lr, planned, tokens, lengths = task
+            start = time.perf_counter()
             raw = len(tokens)
             rng = np.random.default_rng([config.seed, epoch, *key])
 
@@ -105,7 +112,7 @@ def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> Non
             for batch in maker.batches(tokens, lengths, rng, lr_at):
                 loss += apply(w_in, w_out, batch)
                 examples += batch.examples
-            results.put((raw, loss, examples))
+            results.put((epoch, raw, loss, examples, os.getpid(), start, time.perf_counter()))
     except BaseException:  # reported to the parent, which raises it as a TrainingError
         results.put(("error", traceback.format_exc()))
 
@@ -126,6 +133,10 @@ class ProcessTrainer:
         ctx = mp.get_context("fork")
         self.tasks = ctx.Queue(2 * config.processes)
         self.results = ctx.Queue()
+        # (epoch, raw tokens, worker pid, start, end) of every finished unit, in the order they
+        # came back; start and end are time.perf_counter() of the worker (CLOCK_MONOTONIC on
+        # Linux: one clock for all processes). benchmarks/bench_timeline.py reads it.
+        self.units: list[tuple] = []
         self.procs = [ctx.Process(target=_work, name=f"pin2vec-train-{i}", daemon=True,
                                   args=(maker, apply, config, self.w_in, self.w_out, self.tasks,
                                         self.results, os.getpid()))
@@ -136,6 +147,12 @@ class ProcessTrainer:
     def _check_alive(self) -> None:
         dead = [p for p in self.procs if not p.is_alive()]
         if dead:
+            # A worker that failed reported its traceback before it stopped: raise that one.
+            with contextlib.suppress(queue.Empty, OSError, EOFError):
+                while True:
+                    item = self.results.get(timeout=_POLL)
+                    if item[0] == "error":
+                        raise TrainingError(f"a training process failed:\n{item[1]}")
             raise TrainingError(f"training process {dead[0].name} stopped unexpectedly "
                                 f"(exit code {dead[0].exitcode}); out of memory? try "
                                 "--processes 1")
@@ -151,51 +168,78 @@ class ProcessTrainer:
                 raise TrainingError(f"a training process failed:\n{item[1]}")
             return item
 
-    def epoch(self, chunks, epoch: int, raw_tokens: int, planned: int,
-              on_unit: Callable[[int, float, int], None]) -> tuple[float, int]:
-        """Train one epoch over ``chunks`` (``raw_tokens`` in all); returns (summed loss,
-        examples). ``on_unit(raw tokens, loss, examples)`` is called in the parent as units
-        finish, in the order they finish."""
+    def run(self, chunks: Callable[[], Iterable], epochs: range, raw_tokens: int, planned: int,
+            on_unit: Callable[[int, int, float, int], None],
+            sync: Callable[[int], bool]) -> Iterator[tuple[int, float, int]]:
+        """Train ``epochs`` over the corpus ``chunks()`` (``raw_tokens`` a pass); yield
+        ``(epoch, summed loss, examples)`` for each epoch, in order, once all its units are in.
+
+        ``on_unit(epoch, raw tokens, loss, examples)`` is called as units finish, in the order
+        they finish. After an epoch for which ``sync(epoch)`` is true, and after the last, the
+        processes meet: the epoch's last chunk is cut ``TAIL_SPLIT`` times finer so they finish
+        together, and the next epoch's units go out only when the caller asks for the next value,
+        so at the yield the weights are exactly the epoch's end (a checkpoint, a callback).
+        Otherwise the next epoch's units go out while this epoch's last ones still train, and
+        no process waits at the boundary (the trainer syncs only when something reads the
+        weights between epochs).
+        """
         span = self.config.alpha - self.config.min_alpha
-        done = epoch * raw_tokens  # tokens before this chunk, as sequential training counts them
-        loss = 0.0
-        examples = pending = 0
+        loss: dict[int, float] = {}
+        examples: dict[int, int] = {}
+        pending: dict[int, int] = {}  # units handed out and not yet back, per epoch
+        handed = set()  # epochs whose every unit has been handed out
+        waiting = list(epochs)  # epochs not yet yielded, in order
 
-        def receive():
-            nonlocal loss, examples, pending
-            raw, unit_loss, unit_examples = self._result()
-            loss += unit_loss
-            examples += unit_examples
-            pending -= 1
-            on_unit(raw, unit_loss, unit_examples)
+        def receive() -> None:
+            epoch, raw, unit_loss, unit_examples, *when = self._result()
+            self.units.append((epoch, raw, *when))
+            loss[epoch] += unit_loss
+            examples[epoch] += unit_examples
+            pending[epoch] -= 1
+            on_unit(epoch, raw, unit_loss, unit_examples)
 
-        for chunk, (tokens, lengths), last in _with_last(chunks):
-            unit_tokens = max(UNIT_TOKENS // TAIL_SPLIT, 1) if last else UNIT_TOKENS
-            for part, sessions, toks in _units(lengths, self.config.processes, unit_tokens):
-                task = ((chunk, part), epoch, done + toks.start, span, planned, tokens[toks],
-                        lengths[sessions])
-                while True:  # block while the queue is full, but notice a dead worker
-                    try:
-                        self.tasks.put(task, timeout=_POLL)
-                        break
-                    except queue.Full:
-                        self._check_alive()
-                pending += 1
-                while pending and not self.results.empty():
+        def finished():
+            while waiting and waiting[0] in handed and not pending[waiting[0]]:
+                e = waiting.pop(0)
+                yield e, loss.pop(e), examples.pop(e)
+
+        for epoch in epochs:
+            meet = sync(epoch) or epoch == epochs[-1]
+            loss[epoch], examples[epoch], pending[epoch] = 0.0, 0, 0
+            done = epoch * raw_tokens  # tokens before this chunk, as sequential training counts
+            for chunk, (tokens, lengths), last in _with_last(chunks()):
+                fine = last and meet
+                unit_tokens = max(UNIT_TOKENS // TAIL_SPLIT, 1) if fine else UNIT_TOKENS
+                for part, sessions, toks in _units(lengths, self.config.processes, unit_tokens):
+                    task = ((chunk, part), epoch, done + toks.start, span, planned, tokens[toks],
+                            lengths[sessions])
+                    while True:  # block while the queue is full, but notice a dead worker
+                        try:
+                            self.tasks.put(task, timeout=_POLL)
+                            break
+                        except queue.Full:
+                            self._check_alive()
+                    pending[epoch] += 1
+                    while not self.results.empty():
+                        receive()
+                    yield from finished()
+                done += len(tokens)
+            handed.add(epoch)
+            if meet:
+                while any(pending.values()):
                     receive()
-            done += len(tokens)
-        while pending:
-            receive()
-        return loss, examples
+            yield from finished()
 
     def close(self) -> None:
         """Stop the workers (they finish their unit first) and wait for them."""
-        for p in self.procs:
-            if p.is_alive():
-                try:
-                    self.tasks.put(None, timeout=1)
-                except queue.Full:
-                    pass
+        # One stop sign per live worker, counted before any is sent: a worker that takes its
+        # sign and exits while the others' are still being sent must not cost one of them
+        # theirs (it did, now and then: the worker left without one idled until terminated).
+        for _ in [p for p in self.procs if p.is_alive()]:
+            try:
+                self.tasks.put(None, timeout=1)
+            except queue.Full:  # units left after an error; the join's timeout ends those
+                pass
         for p in self.procs:
             p.join(timeout=5)
             if p.is_alive():

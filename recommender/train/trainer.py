@@ -248,6 +248,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     side = attribute_trainer(attributes, vocab.item_ids, d, config.seed, manifest,
                              (out / CHECKPOINT_DIR, start_epoch) if out is not None else None,
                              vocab.counts)
+    callbacks = list(callbacks)
     if side is not None and out is not None:  # attribute vectors join each checkpoint
         callbacks = [side.checkpoint_saver(out / CHECKPOINT_DIR), *callbacks]
     maker = BatchMaker(config, vocab, d, 0, config.group_size, config.negatives_per_group())
@@ -258,7 +259,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
     planned = config.epochs * corpus.raw_tokens
     pool = bar = None
 
-    def advance(raw: int, loss: float, examples: int, epoch: int) -> None:
+    def advance(epoch: int, raw: int, loss: float, examples: int) -> None:
         """After each chunk (or a process's unit): stop on divergence, move the bar."""
         if not np.isfinite(loss):
             raise TrainingError(_diverged(config, epoch))
@@ -282,26 +283,16 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
             pool = ProcessTrainer(config, maker, apply, w_in, w_out)
             w_in, w_out = model.vectors, model.context_vectors = pool.w_in, pool.w_out
         bar = _progress(config, planned, start_epoch * corpus.raw_tokens)
-        for epoch in range(start_epoch, config.epochs):
-            e0 = time.perf_counter()
-            loss, examples = 0.0, 0
-            if pool is not None:
-                loss, examples = pool.epoch(
-                    corpus.chunks(), epoch, corpus.raw_tokens, planned,
-                    lambda raw, unit_loss, unit_examples, e=epoch: advance(
-                        raw, unit_loss, unit_examples, e))
-            batches = () if pool is not None else _epoch_batches(corpus, maker, config, epoch,
-                                                                 planned)
-            if side is not None:  # the attributes' integer work, in the producer thread too
-                batches = side.prepared(batches)
-            for batch, done in prefetch(batches, config.workers > 1 and pool is None):
-                if batch is None:  # end of a chunk: done = its raw tokens
-                    advance(done, loss, examples, epoch)
-                    continue
-                loss += apply(w_in, w_out, batch)
-                examples += batch.examples
-                if side is not None:
-                    side.step(w_in, w_out, batch)
+        epochs = range(start_epoch, config.epochs)
+        if pool is not None:
+            # The processes meet between epochs only when something reads the weights there.
+            done = pool.run(corpus.chunks, epochs, corpus.raw_tokens, planned, advance,
+                            sync=lambda epoch: out is not None or bool(callbacks))
+        else:
+            done = _sequential_epochs(corpus, maker, config, epochs, planned, apply, w_in, w_out,
+                                      side, advance)
+        e0 = time.perf_counter()
+        for epoch, loss, examples in done:
             seconds = time.perf_counter() - e0
             mean = loss / max(examples, 1)
             if not np.isfinite(mean) or not np.isfinite(w_in).all():
@@ -319,6 +310,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
                                 manifest["epochs"])
             for cb in callbacks:
                 cb(epoch + 1, float(mean), model)
+            e0 = time.perf_counter()  # the next epoch's time starts after this one's work
     finally:
         sys.setswitchinterval(switch)
         release_scratch()
@@ -405,6 +397,26 @@ def _diverged(config: TrainConfig, epoch: int) -> str:
     return (f"training diverged (loss is NaN or infinite) in epoch {epoch + 1}: lower --alpha "
             f"(now {config.alpha}, try {config.alpha / 5:g}), lower --batch-size, or check the "
             "sessions for degenerate input")
+
+
+def _sequential_epochs(corpus: Corpus, maker: BatchMaker, config: TrainConfig, epochs: range,
+                       planned: int, apply, w_in, w_out, side, advance):
+    """Train ``epochs`` in this process; yield ``(epoch, summed loss, examples)`` after each
+    (the caller checkpoints there: nothing trains until it asks for the next)."""
+    for epoch in epochs:
+        loss, examples = 0.0, 0
+        batches = _epoch_batches(corpus, maker, config, epoch, planned)
+        if side is not None:  # the attributes' integer work, in the producer thread too
+            batches = side.prepared(batches)
+        for batch, done in prefetch(batches, config.workers > 1):
+            if batch is None:  # end of a chunk: done = its raw tokens
+                advance(epoch, done, loss, examples)
+                continue
+            loss += apply(w_in, w_out, batch)
+            examples += batch.examples
+            if side is not None:
+                side.step(w_in, w_out, batch)
+        yield epoch, loss, examples
 
 
 def _epoch_batches(corpus: Corpus, maker: BatchMaker, config: TrainConfig, epoch: int,
