@@ -100,35 +100,25 @@ def test_kill_sessionize(tmp_path, capsys):
     assert (logs / "events.csv").exists() and (logs / "more.jsonl.gz").exists()
 
 
-def test_kill_train_then_resume(tmp_path, capsys):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_kill_train_then_resume(tmp_path, capsys, processes):
+    # With 2, the forked training processes must end too: each checks every 0.2 s that its
+    # parent lives (hence the grace).
     rng = np.random.default_rng(1)
     sessions = [[f"i{j}" for j in rng.integers(0, 400, 8)] for _ in range(3000)]
     source = write_sessions_dir(tmp_path / "S", sessions)
     out = tmp_path / "M"
     argv = ["train", "--sessions", str(source), "--output", str(out), "--epochs", "4",
-            "--dim", "8", "--quiet"]
-    kill_when(argv, lambda: (out / "checkpoint" / "state.json").exists())
+            "--dim", "8", "--quiet", "--processes", str(processes)]
+    kill_when(argv, lambda: (out / "checkpoint" / "state.json").exists(), grace=1.0)
     with pytest.raises(ArtifactError):
         Model.load(out)
     assert cli(argv) == 2  # a checkpoint is there: resume it or start again, never silently
     assert "--resume" in capsys.readouterr().err
     assert cli([*argv, "--resume"]) == 0, capsys.readouterr().err
-    assert Model.load(out).vectors.shape == (400, 8)
+    model = Model.load(out)
+    assert model.vectors.shape == (400, 8) and model.manifest["config"]["processes"] == processes
     assert not (out / "checkpoint").exists() and not any(out.glob(".*.tmp"))
-
-
-def test_kill_train_with_processes_leaves_no_worker(tmp_path, capsys):
-    # The forked training processes check every 0.2 s that their parent lives.
-    rng = np.random.default_rng(2)
-    sessions = [[f"i{j}" for j in rng.integers(0, 400, 8)] for _ in range(3000)]
-    source = write_sessions_dir(tmp_path / "S", sessions)
-    out = tmp_path / "M"
-    argv = ["train", "--sessions", str(source), "--output", str(out), "--epochs", "4",
-            "--dim", "8", "--quiet", "--processes", "2"]
-    kill_when(argv, lambda: (out / "checkpoint" / "state.json").exists(), grace=1.0)
-    assert cli([*argv, "--resume"]) == 0, capsys.readouterr().err
-    assert Model.load(out).manifest["config"]["processes"] == 2
-    assert not (out / "checkpoint").exists()
 
 
 def test_kill_index(tmp_path, capsys):
