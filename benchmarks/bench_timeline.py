@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,8 @@ HERE = Path(__file__).resolve().parent
 CHILD = r"""
 import json, sys, time
 import numpy as np
+sys.path.insert(0, sys.argv[4])
+from bench_trainer import _sessions
 from recommender.train import parallel, trainer
 from recommender.train.trainer import TrainConfig, train
 
@@ -46,8 +47,7 @@ class Recorded(parallel.ProcessTrainer):
 trainer.ProcessTrainer = Recorded
 
 data = np.load(sys.argv[1])
-flat, lengths = data["flat"], data["lengths"]
-sessions = [[f"i{x}" for x in s] for s in np.split(flat, np.cumsum(lengths)[:-1])]
+sessions = _sessions(data["flat"], data["lengths"])
 t0 = time.perf_counter()
 train(sessions, TrainConfig(processes=int(sys.argv[2]), seed=int(sys.argv[3]), progress=False))
 t1 = time.perf_counter()
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     if args.processes < 2:
         raise SystemExit("--processes must be 2 or more (one process has no units to time)")
     sys.path.insert(0, str(HERE))
-    from bench_trainer import _dense_corpus
+    from bench_trainer import _dense_corpus, checkout_env
 
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "dense.npz"
@@ -90,12 +90,11 @@ def main(argv=None) -> int:
         np.savez(corpus, flat=flat, lengths=lengths)
         print(f"dense log x{args.scale:g}: {len(flat):,} training tokens; "
               f"processes={args.processes}; one fresh process per run")
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [str(HERE.parent)] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+        env = checkout_env(HERE.parent)
         runs = []
         for run in range(args.runs):
             out = subprocess.run([sys.executable, "-c", CHILD, str(corpus), str(args.processes),
-                                  str(args.seed)], env=env, cwd=tmp, check=True,
+                                  str(args.seed), str(HERE)], env=env, cwd=tmp, check=True,
                                  capture_output=True, text=True).stdout
             runs.append(_summary(json.loads(out.strip().splitlines()[-1])))
             r = runs[-1]

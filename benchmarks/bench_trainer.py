@@ -133,6 +133,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def checkout_env(root: Path) -> dict:
+    """The environment of a subprocess that imports pin2vec from the checkout ``root``."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(root)] + os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+
+
 def _minor_faults() -> int:
     """Minor page faults of this process and its finished children (the training processes)."""
     return sum(resource.getrusage(who).ru_minflt
@@ -256,9 +262,7 @@ def compare(args) -> None:
             worker = "gensim" if trainer == "gensim" else "pin2vec"
             # Each pin2vec column imports its own checkout's package (until issue 9's last
             # round this checkout's column imported whichever one pip had installed).
-            env = None if worker == "gensim" else dict(os.environ, PYTHONPATH=os.pathsep.join(
-                [str(roots.get(trainer, here))] + os.environ.get("PYTHONPATH", "").split(
-                    os.pathsep)))
+            env = None if worker == "gensim" else checkout_env(roots.get(trainer, here))
             cmd = [sys.executable, __file__, "--worker", worker,
                    "--corpus", str(corpus), f"--processes={variants.get(trainer, 1)}"]
             cmd += [f"--{k.replace('_', '-')}={getattr(args, k)}" for k in (

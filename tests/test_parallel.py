@@ -180,7 +180,7 @@ def test_processes_meet_between_epochs_only_when_asked(sync):
     try:
         for epoch, _, examples in pool.run(corpus.chunks, range(3), corpus.raw_tokens,
                                            3 * corpus.raw_tokens, lambda *a: None,
-                                           sync=lambda e: sync):
+                                           sync=sync):
             got.append((epoch, examples))
             before = pool.w_out.copy()
             time.sleep(0.2)

@@ -170,12 +170,12 @@ class ProcessTrainer:
 
     def run(self, chunks: Callable[[], Iterable], epochs: range, raw_tokens: int, planned: int,
             on_unit: Callable[[int, int, float, int], None],
-            sync: Callable[[int], bool]) -> Iterator[tuple[int, float, int]]:
+            sync: bool) -> Iterator[tuple[int, float, int]]:
         """Train ``epochs`` over the corpus ``chunks()`` (``raw_tokens`` a pass); yield
         ``(epoch, summed loss, examples)`` for each epoch, in order, once all its units are in.
 
         ``on_unit(epoch, raw tokens, loss, examples)`` is called as units finish, in the order
-        they finish. After an epoch for which ``sync(epoch)`` is true, and after the last, the
+        they finish. With ``sync`` after every epoch, and otherwise after the last, the
         processes meet: the epoch's last chunk is cut ``TAIL_SPLIT`` times finer so they finish
         together, and the next epoch's units go out only when the caller asks for the next value,
         so at the yield the weights are exactly the epoch's end (a checkpoint, a callback).
@@ -204,7 +204,7 @@ class ProcessTrainer:
                 yield e, loss.pop(e), examples.pop(e)
 
         for epoch in epochs:
-            meet = sync(epoch) or epoch == epochs[-1]
+            meet = sync or epoch == epochs[-1]
             loss[epoch], examples[epoch], pending[epoch] = 0.0, 0, 0
             done = epoch * raw_tokens  # tokens before this chunk, as sequential training counts
             for chunk, (tokens, lengths), last in _with_last(chunks()):

@@ -287,7 +287,7 @@ def train(source, config: TrainConfig = TrainConfig(), callbacks: Iterable[Callb
         if pool is not None:
             # The processes meet between epochs only when something reads the weights there.
             done = pool.run(corpus.chunks, epochs, corpus.raw_tokens, planned, advance,
-                            sync=lambda epoch: out is not None or bool(callbacks))
+                            sync=out is not None or bool(callbacks))
         else:
             done = _sequential_epochs(corpus, maker, config, epochs, planned, apply, w_in, w_out,
                                       side, advance)
