@@ -12,8 +12,8 @@ Spark) never see the variable: it is set only for local runs (:func:`claim`).
 from __future__ import annotations
 
 import os
-import threading
-import time
+
+from recommender.core.lifetime import exit_when_gone
 
 ENV = "PIN2VEC_OWNER_PID"
 _started = False
@@ -34,12 +34,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _watch(owner: int, period: float) -> None:
-    while _alive(owner):
-        time.sleep(period)
-    os._exit(1)  # the owner is gone: nothing this worker does can reach a live pipeline
-
-
 def watch_owner(period: float = 1.0) -> bool:
     """In a Beam worker started by a local pin2vec run, exit when that run dies. Returns whether
     a watcher was started (not in the owner itself, not outside a pin2vec run)."""
@@ -48,8 +42,8 @@ def watch_owner(period: float = 1.0) -> bool:
     if _started or not owner.isdigit() or int(owner) == os.getpid():
         return False
     _started = True
-    threading.Thread(target=_watch, args=(int(owner), period), name="pin2vec-owner",
-                     daemon=True).start()
+    # When the owner is gone nothing this worker does can reach a live pipeline.
+    exit_when_gone(lambda: _alive(int(owner)), period, "pin2vec-owner")
     return True
 
 

@@ -121,6 +121,44 @@ def test_kill_train_then_resume(tmp_path, capsys, processes):
     assert not (out / "checkpoint").exists() and not any(out.glob(".*.tmp"))
 
 
+HALF_WRITTEN_UNIT = """
+import os, struct, time
+import numpy as np
+from recommender.train.corpus import BatchMaker, Corpus
+from recommender.train.parallel import ProcessTrainer
+from recommender.train.sgns import apply_sgns_batch
+from recommender.train.trainer import TrainConfig
+
+config = TrainConfig(dim=8, processes=2, progress=False)
+corpus = Corpus([["a", "b", "c"]] * 20, 1)
+maker = BatchMaker(config, corpus.vocab, 8, 256, config.group_size, config.negatives_per_group())
+w = np.zeros((len(corpus.vocab), 8), np.float32)
+pool = ProcessTrainer(config, maker, apply_sgns_batch, w, w.copy())
+# What a parent killed while writing a unit leaves in the pipe: a message header announcing
+# 1,000 bytes and 10 of them. A worker reads it and waits for the rest, which never comes.
+os.write(pool.tasks._writer.fileno(), struct.pack("!i", 1000) + b"x" * 10)
+time.sleep(0.5)
+os._exit(9)
+"""
+
+
+def test_a_worker_ends_with_its_parent_even_inside_a_half_written_unit():
+    # The workers hold the pipe's write end too, so the reader never sees the end of the file;
+    # it used to wait forever (4 of 30 `kill -9`s of `train --processes 2` under load).
+    tag = f"PIN2VEC_KILL_TEST={uuid.uuid4().hex}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), tag.split("=")[0]: tag.split("=")[1]}
+    try:
+        proc = subprocess.run([sys.executable, "-c", HALF_WRITTEN_UNIT], env=env, timeout=60)
+        assert proc.returncode == 9
+        end = time.monotonic() + 1.0
+        while (survivors := _tagged(tag)) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert survivors == [], f"training processes outlived their parent: {survivors}"
+    finally:
+        for pid in _tagged(tag):  # only ever processes this test started
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_kill_index(tmp_path, capsys):
     rng = np.random.default_rng(2)
     model = write_model_dir(tmp_path / "M", [f"i{j}" for j in range(3000)],

@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from recommender.core.errors import ConfigError, TrainingError
+from recommender.core.lifetime import exit_when_gone
 from recommender.train.corpus import sorted_distinct
 
 # Tokens per unit of work handed to a process (whole sessions, so about this many): small
@@ -52,7 +53,9 @@ UNIT_TOKENS = 1 << 16
 # chunk is cut this many times finer: one waits for the other's last unit (half a unit on
 # average; an eighth of it here).
 TAIL_SPLIT = 8
-_POLL = 0.2  # seconds between checks that the workers are alive while waiting on a queue
+# Seconds between checks that the workers live (in the parent) and that the parent lives (in a
+# worker).
+_POLL = 0.2
 
 
 def _shared_like(a: np.ndarray) -> np.ndarray:
@@ -88,15 +91,14 @@ def _with_last(chunks):
 
 def _work(maker, apply, config, w_in, w_out, tasks, results, parent: int) -> None:
     """A worker's loop: apply each unit's batches to the shared weights, report its loss."""
+    # The worker ends with its parent, checked in a thread: a check only while waiting for a
+    # unit missed a parent killed while writing one. The worker then blocked for good reading
+    # the rest, because the workers hold the pipe's write end too (4 of 30 kills under load).
+    exit_when_gone(lambda: os.getppid() == parent, _POLL, "pin2vec-parent-watch")
     maker.keep_alive(2)  # each batch is applied before the next is made (see keep_alive)
     try:
         while True:
-            try:
-                task = tasks.get(timeout=_POLL)
-            except queue.Empty:
-                if os.getppid() != parent:  # the parent was killed: do not linger
-                    return
-                continue
+            task = tasks.get()
             if task is None:
                 return
             key, epoch, base, span_lr, planned, tokens, lengths = task
